@@ -1,0 +1,103 @@
+# husk build. GNU make: the tree is small, make is on every machine, and
+# -MMD gives automatic header dependencies; see docs/building.md.
+#
+#   make            build everything into build/
+#   make SAN=1      the same with ASan+UBSan into build-san/ (what tests use)
+#   make demo       install deps, build, boot the guest kernel in the test machine
+#   make test       install deps, build with sanitizers, run the whole suite
+#   make kernels    build (or reuse from /var/cache/husk) both kernels
+#   make format     clang-format the C sources in place
+
+SAN ?= 0
+ifeq ($(SAN),1)
+BUILD ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+else
+BUILD ?= build
+SANFLAGS :=
+endif
+
+CC ?= cc
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
+	-Wmissing-prototypes -Wno-unused-parameter
+BASE_CFLAGS := -std=gnu11 -O2 -g $(WARN) -Iinclude -D_GNU_SOURCE \
+	-DHUSK_VERSION='"$(VERSION)"' -MMD -MP
+ALL_CFLAGS := $(BASE_CFLAGS) $(SANFLAGS) $(CFLAGS)
+ALL_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
+
+LIB_SRCS := $(wildcard src/lib/*.c)
+CLI_SRCS := $(wildcard src/cli/*.c)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+
+LIB := $(BUILD)/libhusk.a
+HUSK := $(BUILD)/bin/husk
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
+KVM_SMOKE := $(BUILD)/tests/kvm_smoke
+TESTVM_INIT := $(BUILD)/testvm/init
+TESTVM_INITRD := $(BUILD)/testvm/initrd.cpio
+
+ALL := $(HUSK) $(UNIT_BINS) $(KVM_SMOKE) $(TESTVM_INITRD)
+
+.PHONY: all deps kernels demo test format format-check clean
+all: $(ALL)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
+$(HUSK): $(CLI_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^
+
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka
+
+# Runs inside the test machine, from the host root shared over 9p.
+$(KVM_SMOKE): $(BUILD)/obj/tests/kvm/kvm_smoke.o
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^
+
+# PID 1 of the test machine starts before any filesystem with a libc is
+# mounted, so it is static and never sanitized.
+$(TESTVM_INIT): tests/testvm/init.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -Os -static -MF $@.d -o $@ $<
+
+$(TESTVM_INITRD): $(TESTVM_INIT)
+	cd $(@D) && echo init | cpio --quiet -o -H newc -R 0:0 > $(@F).tmp
+	mv $@.tmp $@
+
+deps:
+	scripts/deps.sh
+
+kernels:
+	kernel/build.sh --flavor guest >/dev/null
+	kernel/build.sh --flavor testvm >/dev/null
+
+demo: deps
+	$(MAKE) all kernels
+	scripts/demo
+
+test: deps
+	$(MAKE) SAN=1 all
+	$(MAKE) kernels
+	BUILD=build-san tests/run.sh
+
+FORMAT_FILES := $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+format:
+	clang-format -i $(FORMAT_FILES)
+format-check:
+	clang-format --dry-run -Werror $(FORMAT_FILES)
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,62 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+#ifndef HUSK_VERSION
+#define HUSK_VERSION "unknown"
+#endif
+
+static int cmd_version(int argc, char **argv);
+static int cmd_help(int argc, char **argv);
+
+static const struct husk_command commands[] = {
+	{"check", "report whether this host's /dev/kvm can run microVMs",
+	 cmd_check},
+	{"version", "print husk's version", cmd_version},
+	{"help", "list the commands", cmd_help},
+};
+
+static int cmd_version(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("husk %s\n", HUSK_VERSION);
+	return 0;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: husk COMMAND [OPTIONS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name,
+			commands[i].summary);
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	usage(stdout);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return HUSK_EXIT_USAGE;
+	}
+	const char *name = argv[1];
+	if (!strcmp(name, "--help") || !strcmp(name, "-h"))
+		name = "help";
+	else if (!strcmp(name, "--version"))
+		name = "version";
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (!strcmp(commands[i].name, name))
+			return commands[i].run(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "husk: unknown command '%s' (see 'husk help')\n",
+		argv[1]);
+	return HUSK_EXIT_USAGE;
+}
