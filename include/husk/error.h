@@ -11,17 +11,17 @@
 #include <stddef.h>
 
 struct husk_error {
-	int code;	/* positive errno, 0 when no error was recorded */
-	char msg[512];	/* "what failed: why" */
+	int code;      /* positive errno, 0 when no error was recorded */
+	char msg[512]; /* "what failed: why" */
 };
 
 /* Records the error (if err is not NULL) and returns -code, so a caller can
  * write `return husk_err(err, EINVAL, "bad --cpus '%s'", s);`. */
 int husk_err(struct husk_error *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Like husk_err, and appends ": strerror(code)". */
 int husk_err_errno(struct husk_error *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -15,26 +15,27 @@
 
 enum husk_kvm_kind {
 	HUSK_KVM_HARDWARE, /* hardware-assisted KVM: husk-vmm can run here */
-	HUSK_KVM_PVM,	   /* PVM, or a KVM that fails the same way */
+	HUSK_KVM_PVM,      /* PVM, or a KVM that fails the same way */
 	HUSK_KVM_UNUSABLE, /* /dev/kvm opens but the probe guest fails */
-	HUSK_KVM_NONE,	   /* no /dev/kvm, or no permission to open it */
+	HUSK_KVM_NONE,     /* no /dev/kvm, or no permission to open it */
 };
 
 /* What the probe guest did; see kvm_probe.c for the guest itself. */
 enum husk_probe_guest {
-	HUSK_PROBE_GUEST_NOT_RUN,	 /* /dev/kvm could not be opened */
-	HUSK_PROBE_GUEST_OK,		 /* took an exception and an interrupt */
-	HUSK_PROBE_GUEST_INTERNAL_ERROR, /* KVM_EXIT_INTERNAL_ERROR on the way */
-	HUSK_PROBE_GUEST_FAILED,	 /* anything else went wrong */
+	HUSK_PROBE_GUEST_NOT_RUN, /* /dev/kvm could not be opened */
+	HUSK_PROBE_GUEST_OK,      /* took an exception and an interrupt */
+	HUSK_PROBE_GUEST_INTERNAL_ERROR, /* KVM_EXIT_INTERNAL_ERROR on the way
+	                                  */
+	HUSK_PROBE_GUEST_FAILED,         /* anything else went wrong */
 };
 
 struct husk_kvm_report {
 	enum husk_kvm_kind kind;
 	enum husk_probe_guest guest;
-	int api_version;	/* KVM_GET_API_VERSION, 0 when not opened */
-	bool pvm_module;	/* /sys/module/kvm_pvm exists */
+	int api_version;        /* KVM_GET_API_VERSION, 0 when not opened */
+	bool pvm_module;        /* /sys/module/kvm_pvm exists */
 	char vendor_module[16]; /* kvm_intel, kvm_amd, kvm_pvm or "" */
-	char detail[256];	/* what the probe saw, for a person */
+	char detail[256];       /* what the probe saw, for a person */
 };
 
 /* Probes `dev` (normally "/dev/kvm"); module information is read from
@@ -43,11 +44,11 @@ struct husk_kvm_report {
  * hang the caller. Fails only when the probe itself cannot be carried out
  * (fork, pipe); an unusable KVM is a successful probe with that verdict. */
 int husk_kvm_probe(const char *dev, const char *sys_module_dir,
-		   struct husk_kvm_report *report, struct husk_error *err);
+                   struct husk_kvm_report *report, struct husk_error *err);
 
 /* The verdict from the facts; pure, so that it can be tested alone. */
 enum husk_kvm_kind husk_kvm_classify(enum husk_probe_guest guest,
-				     bool pvm_module);
+                                     bool pvm_module);
 
 /* "hardware", "pvm", "unusable", "none". */
 const char *husk_kvm_kind_name(enum husk_kvm_kind kind);

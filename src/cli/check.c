@@ -13,10 +13,10 @@ enum { CHECK_EXIT_NO_KVM = 3 };
 int cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"device", required_argument, NULL, 'd'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"device", required_argument, NULL, 'd'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	const char *dev = "/dev/kvm";
 	int quiet = 0, c;
@@ -37,7 +37,7 @@ int cmd_check(int argc, char **argv)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "husk check: unexpected argument '%s'\n",
-			argv[optind]);
+		        argv[optind]);
 		return HUSK_EXIT_USAGE;
 	}
 

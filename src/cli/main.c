@@ -11,10 +11,10 @@ static int cmd_version(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
 
 static const struct husk_command commands[] = {
-	{"check", "report whether this host's /dev/kvm can run microVMs",
-	 cmd_check},
-	{"version", "print husk's version", cmd_version},
-	{"help", "list the commands", cmd_help},
+    {"check", "report whether this host's /dev/kvm can run microVMs",
+     cmd_check},
+    {"version", "print husk's version", cmd_version},
+    {"help", "list the commands", cmd_help},
 };
 
 static int cmd_version(int argc, char **argv)
@@ -30,7 +30,7 @@ static void usage(FILE *out)
 	fprintf(out, "usage: husk COMMAND [OPTIONS]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-10s %s\n", commands[i].name,
-			commands[i].summary);
+		        commands[i].summary);
 }
 
 static int cmd_help(int argc, char **argv)
@@ -57,6 +57,6 @@ int main(int argc, char **argv)
 			return commands[i].run(argc - 1, argv + 1);
 	}
 	fprintf(stderr, "husk: unknown command '%s' (see 'husk help')\n",
-		argv[1]);
+	        argv[1]);
 	return HUSK_EXIT_USAGE;
 }

@@ -6,7 +6,7 @@
 #include <string.h>
 
 static int record(struct husk_error *err, int code, int with_errno,
-		  const char *fmt, va_list ap)
+                  const char *fmt, va_list ap)
 {
 	/* A caller that passes 0 or a negative value still gets a failure. */
 	if (code <= 0)
@@ -15,7 +15,7 @@ static int record(struct husk_error *err, int code, int with_errno,
 		int n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 		if (with_errno && n >= 0 && (size_t)n < sizeof(err->msg))
 			snprintf(err->msg + n, sizeof(err->msg) - (size_t)n,
-				 ": %s", strerror(code));
+			         ": %s", strerror(code));
 		err->code = code;
 	}
 	return -code;

@@ -40,13 +40,13 @@ enum {
 };
 
 /* int3; out 0x10,al; sti; hlt; jmp back to hlt */
-static const uint8_t probe_main[] = {0xcc, 0xe6, PORT_RETURNED, 0xfb, 0xf4,
-				     0xeb, 0xfd};
+static const uint8_t probe_main[] = {0xcc, 0xe6, PORT_RETURNED, 0xfb,
+                                     0xf4, 0xeb, 0xfd};
 /* out 0x11,al; iretq */
 static const uint8_t probe_bp_handler[] = {0xe6, PORT_BP_TAKEN, 0x48, 0xcf};
 /* out 0x12,al; hlt; jmp back to hlt */
 static const uint8_t probe_irq_handler[] = {0xe6, PORT_IRQ_TAKEN, 0xf4, 0xeb,
-					    0xfd};
+                                            0xfd};
 
 struct probe_result {
 	enum husk_probe_guest guest;
@@ -54,7 +54,7 @@ struct probe_result {
 };
 
 enum husk_kvm_kind husk_kvm_classify(enum husk_probe_guest guest,
-				     bool pvm_module)
+                                     bool pvm_module)
 {
 	if (guest == HUSK_PROBE_GUEST_NOT_RUN)
 		return HUSK_KVM_NONE;
@@ -81,8 +81,7 @@ const char *husk_kvm_kind_name(enum husk_kvm_kind kind)
 const char *husk_kvm_consequence(enum husk_kvm_kind kind)
 {
 	switch (kind) {
-	case HUSK_KVM_HARDWARE:
-		return "husk-vmm runs microVMs on this KVM";
+	case HUSK_KVM_HARDWARE: return "husk-vmm runs microVMs on this KVM";
 	case HUSK_KVM_PVM:
 		return "a standard Linux guest cannot run on this /dev/kvm; "
 		       "husk refuses husk-vmm here and uses the qemu backend "
@@ -112,7 +111,7 @@ static void put_idt_gate(uint8_t *mem, unsigned vector, uint64_t handler)
 {
 	/* 64-bit interrupt gate: selector 8, present, DPL 0, type 0xe. */
 	uint64_t lo = (handler & 0xffff) | (8ULL << 16) | (0x8eULL << 40) |
-		      (((handler >> 16) & 0xffff) << 48);
+	              (((handler >> 16) & 0xffff) << 48);
 	put_u64(mem, PROBE_IDT + vector * 16, lo);
 	put_u64(mem, PROBE_IDT + vector * 16 + 8, handler >> 32);
 }
@@ -137,12 +136,20 @@ static int set_long_mode(int vcpu)
 	struct kvm_sregs s;
 	if (ioctl(vcpu, KVM_GET_SREGS, &s) < 0)
 		return -1;
-	struct kvm_segment code = {.limit = 0xffffffff, .selector = 8,
-				   .type = 11, .present = 1, .s = 1, .l = 1,
-				   .g = 1};
-	struct kvm_segment data = {.limit = 0xffffffff, .selector = 16,
-				   .type = 3, .present = 1, .s = 1, .db = 1,
-				   .g = 1};
+	struct kvm_segment code = {.limit = 0xffffffff,
+	                           .selector = 8,
+	                           .type = 11,
+	                           .present = 1,
+	                           .s = 1,
+	                           .l = 1,
+	                           .g = 1};
+	struct kvm_segment data = {.limit = 0xffffffff,
+	                           .selector = 16,
+	                           .type = 3,
+	                           .present = 1,
+	                           .s = 1,
+	                           .db = 1,
+	                           .g = 1};
 	s.cs = code;
 	s.ds = s.es = s.fs = s.gs = s.ss = data;
 	s.gdt.base = PROBE_GDT;
@@ -150,13 +157,13 @@ static int set_long_mode(int vcpu)
 	s.idt.base = PROBE_IDT;
 	s.idt.limit = 256 * 16 - 1;
 	s.cr3 = PROBE_PML4;
-	s.cr4 = 1u << 5;		      /* PAE */
+	s.cr4 = 1u << 5;                     /* PAE */
 	s.cr0 = (1u << 31) | (1u << 4) | 1u; /* PG | ET | PE */
-	s.efer = (1u << 8) | (1u << 10);      /* LME | LMA */
+	s.efer = (1u << 8) | (1u << 10);     /* LME | LMA */
 	if (ioctl(vcpu, KVM_SET_SREGS, &s) < 0)
 		return -1;
-	struct kvm_regs r = {.rip = PROBE_CODE, .rsp = PROBE_STACK_TOP,
-			     .rflags = 2};
+	struct kvm_regs r = {
+	    .rip = PROBE_CODE, .rsp = PROBE_STACK_TOP, .rflags = 2};
 	return ioctl(vcpu, KVM_SET_REGS, &r);
 }
 
@@ -164,7 +171,7 @@ static int set_supported_cpuid(int kvm, int vcpu)
 {
 	enum { MAX_ENTRIES = 256 };
 	size_t size = sizeof(struct kvm_cpuid2) +
-		      MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2);
+	              MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2);
 	struct kvm_cpuid2 *cpuid = calloc(1, size);
 	if (!cpuid)
 		return -1;
@@ -192,9 +199,9 @@ static int queue_interrupt(int vm, int vcpu)
 }
 
 static void fail(struct probe_result *res, enum husk_probe_guest g,
-		 const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+                 const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void fail(struct probe_result *res, enum husk_probe_guest g,
-		 const char *fmt, ...)
+                 const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -207,9 +214,9 @@ static void fail(struct probe_result *res, enum husk_probe_guest g,
 static void run_guest(int vcpu, struct kvm_run *run, struct probe_result *res)
 {
 	static const uint16_t expected[] = {PORT_BP_TAKEN, PORT_RETURNED,
-					    PORT_IRQ_TAKEN};
+	                                    PORT_IRQ_TAKEN};
 	static const char *const step[] = {"int3 delivery", "iretq",
-					   "interrupt delivery"};
+	                                   "interrupt delivery"};
 	for (size_t i = 0; i < sizeof(expected) / sizeof(expected[0]); i++) {
 		if (ioctl(vcpu, KVM_RUN, 0) < 0) {
 			fail(res, HUSK_PROBE_GUEST_FAILED, "KVM_RUN: %s",
@@ -228,7 +235,8 @@ static void run_guest(int vcpu, struct kvm_run *run, struct probe_result *res)
 			fail(res, HUSK_PROBE_GUEST_FAILED,
 			     "probe guest: %s: unexpected exit %u (port 0x%x)",
 			     step[i], run->exit_reason,
-			     run->exit_reason == KVM_EXIT_IO ? run->io.port : 0);
+			     run->exit_reason == KVM_EXIT_IO ? run->io.port
+			                                     : 0);
 			return;
 		}
 	}
@@ -250,15 +258,16 @@ static void probe_guest(int kvm, struct probe_result *res)
 		goto out;
 	}
 	mem = mmap(NULL, PROBE_MEM_SIZE, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED) {
 		fail(res, HUSK_PROBE_GUEST_FAILED, "mmap: %s", strerror(errno));
 		goto out;
 	}
 	build_guest_image(mem);
 	struct kvm_userspace_memory_region region = {
-		.slot = 0, .memory_size = PROBE_MEM_SIZE,
-		.userspace_addr = (uintptr_t)mem};
+	    .slot = 0,
+	    .memory_size = PROBE_MEM_SIZE,
+	    .userspace_addr = (uintptr_t)mem};
 	/* The TSS address matters only to Intel's real-mode emulation; it must
 	 * not overlap guest RAM. */
 	if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0 ||
@@ -276,7 +285,7 @@ static void probe_guest(int kvm, struct probe_result *res)
 		goto out;
 	}
 	run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		   vcpu, 0);
+	           vcpu, 0);
 	if (run == MAP_FAILED) {
 		fail(res, HUSK_PROBE_GUEST_FAILED, "mmap kvm_run: %s",
 		     strerror(errno));
@@ -303,7 +312,7 @@ out:
 /* Runs probe_guest in a child: the alarm bounds a guest that hangs inside
  * KVM_RUN, and nothing the hypervisor does to the child reaches us. */
 static int probe_in_child(int kvm, struct probe_result *res,
-			  struct husk_error *err)
+                          struct husk_error *err)
 {
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) < 0)
@@ -358,16 +367,16 @@ static bool module_loaded(const char *sys_module_dir, const char *name)
 }
 
 int husk_kvm_probe(const char *dev, const char *sys_module_dir,
-		   struct husk_kvm_report *report, struct husk_error *err)
+                   struct husk_kvm_report *report, struct husk_error *err)
 {
 	static const char *const vendors[] = {"kvm_pvm", "kvm_intel",
-					      "kvm_amd"};
+	                                      "kvm_amd"};
 	memset(report, 0, sizeof(*report));
 	for (size_t i = 0; i < sizeof(vendors) / sizeof(vendors[0]); i++) {
 		if (module_loaded(sys_module_dir, vendors[i])) {
 			snprintf(report->vendor_module,
-				 sizeof(report->vendor_module), "%s",
-				 vendors[i]);
+			         sizeof(report->vendor_module), "%s",
+			         vendors[i]);
 			break;
 		}
 	}
@@ -377,7 +386,7 @@ int husk_kvm_probe(const char *dev, const char *sys_module_dir,
 	int kvm = open(dev, O_RDWR | O_CLOEXEC);
 	if (kvm < 0) {
 		snprintf(res.detail, sizeof(res.detail), "%s: %s", dev,
-			 strerror(errno));
+		         strerror(errno));
 	} else {
 		report->api_version = ioctl(kvm, KVM_GET_API_VERSION, 0);
 		if (report->api_version != KVM_API_VERSION) {

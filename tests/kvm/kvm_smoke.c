@@ -16,13 +16,13 @@
 enum { RAM_SIZE = 0x8000, CODE = 0x1000, MMIO_ADDR = 0x9000 };
 
 static const uint8_t code[] = {
-	0xb8, 0x34, 0x12,	/* mov ax, 0x1234 */
-	0xbb, 0x02, 0x01,	/* mov bx, 0x0102 */
-	0x01, 0xd8,		/* add ax, bx       -> 0x1336 */
-	0xe6, 0x10,		/* out 0x10, al     -> PIO exit */
-	0xa3, 0x00, 0x90,	/* mov [0x9000], ax -> MMIO exit (no RAM there) */
-	0x40,			/* inc ax           -> 0x1337 */
-	0xf4,			/* hlt              -> HLT exit */
+    0xb8, 0x34, 0x12, /* mov ax, 0x1234 */
+    0xbb, 0x02, 0x01, /* mov bx, 0x0102 */
+    0x01, 0xd8,       /* add ax, bx       -> 0x1336 */
+    0xe6, 0x10,       /* out 0x10, al     -> PIO exit */
+    0xa3, 0x00, 0x90, /* mov [0x9000], ax -> MMIO exit (no RAM there) */
+    0x40,             /* inc ax           -> 0x1337 */
+    0xf4,             /* hlt              -> HLT exit */
 };
 
 static int failures;
@@ -56,17 +56,17 @@ int main(int argc, char **argv)
 	      "KVM API version 12");
 	int vm = xioctl(kvm, KVM_CREATE_VM, 0, "KVM_CREATE_VM");
 	uint8_t *ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE,
-			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (ram == MAP_FAILED)
 		return 2;
 	memcpy(ram + CODE, code, sizeof(code));
 	struct kvm_userspace_memory_region region = {
-		.memory_size = RAM_SIZE, .userspace_addr = (uintptr_t)ram};
+	    .memory_size = RAM_SIZE, .userspace_addr = (uintptr_t)ram};
 	xioctl(vm, KVM_SET_USER_MEMORY_REGION, &region, "set memory");
 	int vcpu = xioctl(vm, KVM_CREATE_VCPU, 0, "KVM_CREATE_VCPU");
 	int run_size = xioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, NULL, "mmap size");
 	struct kvm_run *run = mmap(NULL, (size_t)run_size,
-				   PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+	                           PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
 	if (run == MAP_FAILED)
 		return 2;
 
@@ -82,15 +82,15 @@ int main(int argc, char **argv)
 
 	xioctl(vcpu, KVM_RUN, NULL, "KVM_RUN");
 	check(run->exit_reason == KVM_EXIT_IO &&
-		      run->io.direction == KVM_EXIT_IO_OUT &&
-		      run->io.port == 0x10 && run->io.size == 1 &&
-		      ((uint8_t *)run)[run->io.data_offset] == 0x36,
+	          run->io.direction == KVM_EXIT_IO_OUT &&
+	          run->io.port == 0x10 && run->io.size == 1 &&
+	          ((uint8_t *)run)[run->io.data_offset] == 0x36,
 	      "exit 1: out 0x10 with al=0x36");
 
 	xioctl(vcpu, KVM_RUN, NULL, "KVM_RUN");
 	check(run->exit_reason == KVM_EXIT_MMIO && run->mmio.is_write &&
-		      run->mmio.phys_addr == MMIO_ADDR && run->mmio.len == 2 &&
-		      run->mmio.data[0] == 0x36 && run->mmio.data[1] == 0x13,
+	          run->mmio.phys_addr == MMIO_ADDR && run->mmio.len == 2 &&
+	          run->mmio.data[0] == 0x36 && run->mmio.data[1] == 0x13,
 	      "exit 2: 2-byte MMIO write of 0x1336 at 0x9000");
 
 	xioctl(vcpu, KVM_RUN, NULL, "KVM_RUN");

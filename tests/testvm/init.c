@@ -55,7 +55,7 @@ static void die(const char *what)
 }
 
 static void must_mount(const char *src, const char *dst, const char *type,
-		       unsigned long flags, const char *data)
+                       unsigned long flags, const char *data)
 {
 	mkdir(dst, 0755);
 	if (mount(src, dst, type, flags, data) < 0) {
@@ -94,7 +94,8 @@ static int job_dir(char *buf, size_t len)
 	if (n <= 0)
 		return -1;
 	cmdline[n] = '\0';
-	for (char *tok = strtok(cmdline, " \n"); tok; tok = strtok(NULL, " \n")) {
+	for (char *tok = strtok(cmdline, " \n"); tok;
+	     tok = strtok(NULL, " \n")) {
 		if (!strncmp(tok, "husk.job=", 9) && tok[9] == '/') {
 			snprintf(buf, len, "%s", tok + 9);
 			return 0;
@@ -119,12 +120,12 @@ static void loopback_up(void)
 static void enter_overlay_root(const char *job)
 {
 	must_mount("hostroot", "/lower", "9p", MS_RDONLY,
-		   P9_OPTS ",cache=loose");
+	           P9_OPTS ",cache=loose");
 	must_mount("tmpfs", "/rw", "tmpfs", 0, "mode=0755");
 	mkdir("/rw/upper", 0755);
 	mkdir("/rw/work", 0755);
 	must_mount("overlay", NEWROOT, "overlay", 0,
-		   "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work");
+	           "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work");
 	char jobmnt[4200];
 	snprintf(jobmnt, sizeof(jobmnt), NEWROOT "%s", job);
 	/* The job dir exists on the host, hence in the lower layer. */
@@ -137,7 +138,7 @@ static void enter_overlay_root(const char *job)
 	must_mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, NULL);
 	must_mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
 	must_mount("devpts", "/dev/pts", "devpts", 0,
-		   "newinstance,ptmxmode=0666,mode=0620");
+	           "newinstance,ptmxmode=0666,mode=0620");
 	must_mount("shm", "/dev/shm", "tmpfs", 0, "mode=1777");
 	must_mount("tmpfs", "/run", "tmpfs", 0, "mode=0755");
 	symlink("/proc/self/fd", "/dev/fd");
@@ -205,7 +206,8 @@ int main(void)
 
 	int code = run_job(job);
 	write_status(job, code);
-	/* Stop stragglers (daemons a test started) before the job share goes. */
+	/* Stop stragglers (daemons a test started) before the job share goes.
+	 */
 	kill(-1, SIGKILL);
 	while (wait(NULL) > 0 || errno == EINTR)
 		;
