@@ -28,17 +28,22 @@ ALL_CFLAGS := $(BASE_CFLAGS) $(SANFLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 
 LIB_SRCS := $(wildcard src/lib/*.c)
+# husk-vmm's pieces, as a library so unit tests and fuzz targets link them
+# without the main program.
+VMM_SRCS := $(filter-out src/vmm/main.c,$(shell find src/vmm -name '*.c' 2>/dev/null))
 CLI_SRCS := $(wildcard src/cli/*.c)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 
 LIB := $(BUILD)/libhusk.a
+VMM_LIB := $(BUILD)/libhuskvmm.a
 HUSK := $(BUILD)/bin/husk
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 KVM_SMOKE := $(BUILD)/tests/kvm_smoke
 TESTVM_INIT := $(BUILD)/testvm/init
 TESTVM_INITRD := $(BUILD)/testvm/initrd.cpio
+DEMO_INITRD := $(BUILD)/demo/initrd.cpio
 
-ALL := $(HUSK) $(UNIT_BINS) $(KVM_SMOKE) $(TESTVM_INITRD)
+ALL := $(HUSK) $(UNIT_BINS) $(KVM_SMOKE) $(TESTVM_INITRD) $(DEMO_INITRD)
 
 .PHONY: all deps kernels demo test format format-check clean
 all: $(ALL)
@@ -52,11 +57,16 @@ $(LIB): $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 	rm -f $@
 	ar rcs $@ $^
 
+$(VMM_LIB): $(VMM_SRCS:%.c=$(BUILD)/obj/%.o)
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
 $(HUSK): $(CLI_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^
 
-$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(VMM_LIB) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka
 
@@ -73,6 +83,14 @@ $(TESTVM_INIT): tests/testvm/init.c
 
 $(TESTVM_INITRD): $(TESTVM_INIT)
 	cd $(@D) && echo init | cpio --quiet -o -H newc -R 0:0 > $(@F).tmp
+	mv $@.tmp $@
+
+# The demo guest: busybox and a shell-script init (scripts/demo-guest-init).
+$(DEMO_INITRD): scripts/demo-guest-init /bin/busybox
+	rm -rf $(@D)/root && mkdir -p $(@D)/root/bin
+	cp /bin/busybox $(@D)/root/bin/busybox
+	cp scripts/demo-guest-init $(@D)/root/init
+	cd $(@D)/root && find . | cpio --quiet -o -H newc -R 0:0 > ../$(@F).tmp
 	mv $@.tmp $@
 
 deps:

@@ -123,6 +123,7 @@ fi
 log "built in $(($(date +%s) - start)) s"
 
 tmp=$(mktemp -d "$cache/kernel/.$flavor-$key.XXXXXX")
+chmod 755 "$tmp"
 cp "$build/vmlinux" "$tmp/vmlinux"
 cp "$build/arch/x86/boot/bzImage" "$tmp/bzImage"
 cp "$build/.config" "$tmp/config"

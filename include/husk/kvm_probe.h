@@ -23,6 +23,7 @@ enum husk_kvm_kind {
 /* What the probe guest did; see kvm_probe.c for the guest itself. */
 enum husk_probe_guest {
 	HUSK_PROBE_GUEST_NOT_RUN, /* /dev/kvm could not be opened */
+	HUSK_PROBE_GUEST_NOT_KVM, /* it opened, but is not a KVM device */
 	HUSK_PROBE_GUEST_OK,      /* took an exception and an interrupt */
 	HUSK_PROBE_GUEST_INTERNAL_ERROR, /* KVM_EXIT_INTERNAL_ERROR on the way
 	                                  */

@@ -58,6 +58,9 @@ enum husk_kvm_kind husk_kvm_classify(enum husk_probe_guest guest,
 {
 	if (guest == HUSK_PROBE_GUEST_NOT_RUN)
 		return HUSK_KVM_NONE;
+	/* Whatever modules are loaded, this device is not theirs. */
+	if (guest == HUSK_PROBE_GUEST_NOT_KVM)
+		return HUSK_KVM_UNUSABLE;
 	/* kvm_pvm is never hardware KVM, even if this small guest got through:
 	 * it is known to fail later on paths the probe does not cover. */
 	if (pvm_module || guest == HUSK_PROBE_GUEST_INTERNAL_ERROR)
@@ -390,7 +393,7 @@ int husk_kvm_probe(const char *dev, const char *sys_module_dir,
 	} else {
 		report->api_version = ioctl(kvm, KVM_GET_API_VERSION, 0);
 		if (report->api_version != KVM_API_VERSION) {
-			fail(&res, HUSK_PROBE_GUEST_FAILED,
+			fail(&res, HUSK_PROBE_GUEST_NOT_KVM,
 			     "%s: KVM API version %d, expected %d", dev,
 			     report->api_version, KVM_API_VERSION);
 		} else {

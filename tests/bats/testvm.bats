@@ -1,0 +1,99 @@
+#!/usr/bin/env bats
+# The KVM-capable test machine: QEMU TCG with -cpu max, our test kernel with
+# kvm_amd built in, the host root read-only under a tmpfs overlay.
+load helpers
+
+setup_file() {
+	testvm_kernel >/dev/null || skip "no test kernel: run make kernels"
+}
+
+setup() {
+	tmp=$(mktemp -d)
+}
+teardown() {
+	rm -rf "$tmp"
+}
+
+@test "testvm streams output and returns the command's exit status" {
+	run "$TESTVM" --timeout 120 -- sh -c 'echo hello from the test machine; exit 3'
+	echo "$output"
+	[ "$status" -eq 3 ]
+	[[ "$output" == *"hello from the test machine"* ]]
+}
+
+@test "testvm passes environment and working directory, and sets up the machine" {
+	cd "$tmp"
+	HUSK_TEST_VALUE='a b$c' run "$TESTVM" --timeout 120 -- sh -c \
+		'echo "value=$HUSK_TEST_VALUE"; echo "cwd=$(pwd)"; hostname;
+		 cat /sys/class/net/lo/operstate; stat -fc %T /sys/fs/cgroup;
+		 command -v ip mkfs.erofs >/dev/null && echo path-ok'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *'value=a b$c'* ]]
+	[[ "$output" == *"cwd=$tmp"* ]]
+	[[ "$output" == *"husk-testvm"* ]]
+	[[ "$output" == *"unknown"* || "$output" == *"up"* ]]
+	[[ "$output" == *"cgroup2fs"* ]]
+	[[ "$output" == *"path-ok"* ]]
+}
+
+@test "writes inside the test machine never reach the host" {
+	echo original >"$tmp/file"
+	run "$TESTVM" --timeout 120 -- sh -c "echo changed > $tmp/file; touch $tmp/new; cat $tmp/file"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"changed"* ]]
+	[ "$(cat "$tmp/file")" = original ]
+	[ ! -e "$tmp/new" ]
+}
+
+@test "a command killed by a signal gives 128+N" {
+	run "$TESTVM" --timeout 120 -- sh -c 'kill -9 $$'
+	[ "$status" -eq 137 ]
+}
+
+@test "a command that does not finish is stopped at the timeout (124)" {
+	run "$TESTVM" --timeout 15 -- sleep 1000
+	echo "$output"
+	[ "$status" -eq 124 ]
+	[[ "$output" == *"timed out after 15 s"* ]]
+}
+
+@test "testvm refuses a bad command line (125)" {
+	run "$TESTVM"
+	[ "$status" -eq 125 ]
+	[[ "$output" == *"no command given"* ]]
+	run "$TESTVM" --timeout abc -- true
+	[ "$status" -eq 125 ]
+	[[ "$output" == *"not a positive number: abc"* ]]
+	run "$TESTVM" --bogus -- true
+	[ "$status" -eq 125 ]
+	run "$TESTVM" --initrd "$tmp/none" -- true
+	[ "$status" -eq 125 ]
+	[[ "$output" == *"no init at"* ]]
+}
+
+@test "a kernel that never reports a status is a machine failure (125)" {
+	# An init image that is not an init: the kernel panics, QEMU exits.
+	echo garbage >"$tmp/bad.cpio"
+	run "$TESTVM" --timeout 120 --initrd "$tmp/bad.cpio" -- true
+	echo "$output"
+	[ "$status" -eq 125 ]
+	[[ "$output" == *"without reporting a status"* ]]
+}
+
+@test "inside the test machine /dev/kvm is real KVM: a guest runs and exits as expected" {
+	run "$TESTVM" --timeout 300 -- "$BUILD/tests/kvm_smoke"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"exit 2: 2-byte MMIO write of 0x1336 at 0x9000"* ]]
+	[[ "$output" == *"kvm_smoke: passed"* ]]
+}
+
+@test "inside the test machine the probe reports hardware KVM (kvm_amd)" {
+	run "$TESTVM" --timeout 300 -- "$HUSK" check
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"/dev/kvm: hardware (module kvm_amd)"* ]]
+	[[ "$output" == *"took an exception and an interrupt"* ]]
+}
