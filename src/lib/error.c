@@ -7,6 +7,9 @@
 
 static int record(struct husk_error *err, int code, int with_errno,
                   const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static int record(struct husk_error *err, int code, int with_errno,
+                  const char *fmt, va_list ap)
 {
 	/* A caller that passes 0 or a negative value still gets a failure. */
 	if (code <= 0)
