@@ -37,13 +37,14 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 LIB := $(BUILD)/libhusk.a
 VMM_LIB := $(BUILD)/libhuskvmm.a
 HUSK := $(BUILD)/bin/husk
+HUSK_VMM := $(BUILD)/bin/husk-vmm
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 KVM_SMOKE := $(BUILD)/tests/kvm_smoke
 TESTVM_INIT := $(BUILD)/testvm/init
 TESTVM_INITRD := $(BUILD)/testvm/initrd.cpio
 DEMO_INITRD := $(BUILD)/demo/initrd.cpio
 
-ALL := $(HUSK) $(UNIT_BINS) $(KVM_SMOKE) $(TESTVM_INITRD) $(DEMO_INITRD)
+ALL := $(HUSK) $(HUSK_VMM) $(UNIT_BINS) $(KVM_SMOKE) $(TESTVM_INITRD) $(DEMO_INITRD)
 
 .PHONY: all deps kernels demo test format format-check clean
 all: $(ALL)
@@ -65,6 +66,10 @@ $(VMM_LIB): $(VMM_SRCS:%.c=$(BUILD)/obj/%.o)
 $(HUSK): $(CLI_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^
+
+$(HUSK_VMM): $(BUILD)/obj/src/vmm/main.o $(VMM_LIB) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread
 
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(VMM_LIB) $(LIB)
 	@mkdir -p $(@D)
