@@ -43,8 +43,10 @@ KVM_SMOKE := $(BUILD)/tests/kvm_smoke
 TESTVM_INIT := $(BUILD)/testvm/init
 TESTVM_INITRD := $(BUILD)/testvm/initrd.cpio
 DEMO_INITRD := $(BUILD)/demo/initrd.cpio
+GUEST_CHECK_INITRD := $(BUILD)/tests/vmm/guest-check.cpio
 
-ALL := $(HUSK) $(HUSK_VMM) $(UNIT_BINS) $(KVM_SMOKE) $(TESTVM_INITRD) $(DEMO_INITRD)
+ALL := $(HUSK) $(HUSK_VMM) $(UNIT_BINS) $(KVM_SMOKE) $(TESTVM_INITRD) $(DEMO_INITRD) \
+	$(GUEST_CHECK_INITRD)
 
 .PHONY: all deps kernels demo test format format-check clean
 all: $(ALL)
@@ -85,6 +87,15 @@ $(KVM_SMOKE): $(BUILD)/obj/tests/kvm/kvm_smoke.o
 $(TESTVM_INIT): tests/testvm/init.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -Os -static -MF $@.d -o $@ $<
+
+# husk-vmm's test guest: a static init alone in an initramfs.
+$(BUILD)/tests/vmm/init: tests/vmm/guest_check.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -Os -static -MF $@.d -o $@ $<
+
+$(GUEST_CHECK_INITRD): $(BUILD)/tests/vmm/init
+	cd $(@D) && echo init | cpio --quiet -o -H newc -R 0:0 > $(@F).tmp
+	mv $@.tmp $@
 
 $(TESTVM_INITRD): $(TESTVM_INIT)
 	cd $(@D) && echo init | cpio --quiet -o -H newc -R 0:0 > $(@F).tmp

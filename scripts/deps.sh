@@ -14,7 +14,7 @@ packages=(
 	# microVMs, root filesystems, images
 	qemu-system-x86 erofs-utils e2fsprogs busybox-static
 	# tests
-	bats libcmocka-dev util-linux procps
+	bats libcmocka-dev util-linux procps socat
 )
 
 missing=()

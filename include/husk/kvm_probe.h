@@ -47,6 +47,11 @@ struct husk_kvm_report {
 int husk_kvm_probe(const char *dev, const char *sys_module_dir,
                    struct husk_kvm_report *report, struct husk_error *err);
 
+/* The fast check for a VMM's start path: whether kvm_pvm is loaded (no
+ * probe guest, no fork). husk-vmm refuses such a host at once; the full
+ * probe is for `husk check` and backend selection. */
+bool husk_kvm_pvm_loaded(const char *sys_module_dir);
+
 /* The verdict from the facts; pure, so that it can be tested alone. */
 enum husk_kvm_kind husk_kvm_classify(enum husk_probe_guest guest,
                                      bool pvm_module);

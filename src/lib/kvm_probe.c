@@ -36,7 +36,7 @@ enum {
 	PORT_BP_TAKEN = 0x11,
 	PORT_RETURNED = 0x10,
 	PORT_IRQ_TAKEN = 0x12,
-	PROBE_TIME_LIMIT_S = 5,
+	PROBE_TIME_LIMIT_S = 20, /* generous: emulated hosts are slow */
 };
 
 /* int3; out 0x10,al; sti; hlt; jmp back to hlt */
@@ -369,6 +369,11 @@ static bool module_loaded(const char *sys_module_dir, const char *name)
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+bool husk_kvm_pvm_loaded(const char *sys_module_dir)
+{
+	return module_loaded(sys_module_dir, "kvm_pvm");
+}
+
 int husk_kvm_probe(const char *dev, const char *sys_module_dir,
                    struct husk_kvm_report *report, struct husk_error *err)
 {
@@ -383,7 +388,7 @@ int husk_kvm_probe(const char *dev, const char *sys_module_dir,
 			break;
 		}
 	}
-	report->pvm_module = module_loaded(sys_module_dir, "kvm_pvm");
+	report->pvm_module = husk_kvm_pvm_loaded(sys_module_dir);
 
 	struct probe_result res = {.guest = HUSK_PROBE_GUEST_NOT_RUN};
 	int kvm = open(dev, O_RDWR | O_CLOEXEC);

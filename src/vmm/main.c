@@ -13,6 +13,8 @@
 
 #include "boot.h"
 #include "cpu.h"
+#include "devices.h"
+#include "evloop.h"
 #include "husk/kvm_probe.h"
 #include "legacy.h"
 #include "log.h"
@@ -22,50 +24,52 @@
 
 static struct vm vm;
 static struct serial com1;
+static struct evloop loop;
+static struct vmm_devices devices;
 
 static void serial_irq(void *opaque)
 {
 	vm_irq_pulse(opaque, SERIAL_COM1_IRQ);
 }
 
-static int refuse_without_kvm(void)
+/* PVM cannot run a stock Linux guest: refuse before building anything.
+ * (Other unusable KVMs fail at VM creation or in the guest, and say so.) */
+static int refuse_pvm(void)
 {
-	struct husk_kvm_report r;
-	struct husk_error err = {0};
-	if (husk_kvm_probe("/dev/kvm", "/sys/module", &r, &err) < 0) {
-		vmm_log("%s", err.msg);
-		return VM_EXIT_ERROR;
-	}
-	if (r.kind == HUSK_KVM_HARDWARE)
+	if (!husk_kvm_pvm_loaded("/sys/module"))
 		return 0;
-	vmm_log("/dev/kvm cannot run this guest: %s (%s)",
-	        husk_kvm_kind_name(r.kind), r.detail);
-	vmm_log("%s", husk_kvm_consequence(r.kind));
+	vmm_log("/dev/kvm is PVM (kvm_pvm): a standard Linux guest cannot run "
+	        "on it; see `husk check`");
+	vmm_log("%s", husk_kvm_consequence(HUSK_KVM_PVM));
 	return VM_EXIT_NO_KVM;
 }
 
-/* Waits for the VM to stop, or for SIGINT/SIGTERM, which stop it. */
-static void main_loop(int sfd)
+static void on_stop(void *opaque, uint32_t events)
 {
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event ev = {.events = EPOLLIN, .data.fd = vm.stop_eventfd};
-	epoll_ctl(ep, EPOLL_CTL_ADD, vm.stop_eventfd, &ev);
-	ev.data.fd = sfd;
-	epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev);
+	uint64_t v;
+	(void)events;
+	ssize_t n = read(*(int *)opaque, &v, sizeof(v));
+	(void)n; /* the loop condition does the rest */
+}
+
+static void on_signal(void *opaque, uint32_t events)
+{
+	struct signalfd_siginfo si;
+	(void)events;
+	if (read(*(int *)opaque, &si, sizeof(si)) == sizeof(si))
+		vmm_log("signal %u: stopping the VM", si.ssi_signo);
+	vm_request_exit(&vm, VM_EXIT_STOPPED);
+}
+
+/* Serves host-side I/O until the VM stops. */
+static void main_loop(void)
+{
 	while (atomic_load(&vm.exit_reason) == VM_EXIT_RUNNING) {
-		struct epoll_event got[4];
-		int n = epoll_wait(ep, got, 4, -1);
-		for (int i = 0; i < n; i++) {
-			if (got[i].data.fd == sfd) {
-				struct signalfd_siginfo si;
-				if (read(sfd, &si, sizeof(si)) == sizeof(si))
-					vmm_log("signal %u: stopping the VM",
-					        si.ssi_signo);
-				vm_request_exit(&vm, VM_EXIT_STOPPED);
-			}
+		if (evloop_run_once(&loop, -1) < 0) {
+			vm_request_exit(&vm, VM_EXIT_ERROR);
+			break;
 		}
 	}
-	close(ep);
 }
 
 int main(int argc, char **argv)
@@ -80,7 +84,7 @@ int main(int argc, char **argv)
 		return VM_EXIT_ERROR;
 	}
 	vmm_log_set_debug(opt.debug);
-	if ((rc = refuse_without_kvm()) != 0)
+	if ((rc = refuse_pvm()) != 0)
 		return rc;
 
 	sigset_t mask;
@@ -93,14 +97,20 @@ int main(int argc, char **argv)
 	struct boot_entry entry;
 	char cmdline[BOOT_CMDLINE_MAX];
 	int status = VM_EXIT_ERROR;
-	if (vm_create(&vm, opt.memory_mib << 20, opt.cpus, &err) < 0)
+	loop.epfd = -1;
+	if (vm_create(&vm, opt.memory_mib << 20, opt.cpus, &err) < 0 ||
+	    evloop_init(&loop, &err) < 0)
 		goto out;
+	evloop_watch(&loop, vm.stop_eventfd, EPOLLIN, on_stop, &vm.stop_eventfd);
+	evloop_watch(&loop, sfd, EPOLLIN, on_signal, &sfd);
 	serial_init(&com1, opt.console_fd, serial_irq, &vm);
 	struct bus_device com1_dev = serial_bus_device(&com1);
 	if (bus_register(&vm.pio, SERIAL_COM1_BASE, 8, &com1_dev, &err) < 0 ||
 	    legacy_register(&vm, &err) < 0)
 		goto out;
-	if (vmm_build_cmdline(&opt, NULL, 0, cmdline, sizeof(cmdline), &err) < 0 ||
+	if (devices_create(&devices, &vm, &opt, &loop, &err) < 0 ||
+	    vmm_build_cmdline(&opt, devices.slots, devices.n, cmdline,
+	                      sizeof(cmdline), &err) < 0 ||
 	    boot_load_linux(&vm.mem, opt.kernel, opt.initrd, cmdline, opt.cpus,
 	                    &entry, &err) < 0 ||
 	    cpu_configure_all(&vm, &entry, &err) < 0)
@@ -111,14 +121,16 @@ int main(int argc, char **argv)
 		cpu_stop_all(&vm);
 		goto out;
 	}
-	main_loop(sfd);
+	main_loop();
 	cpu_stop_all(&vm);
 	status = atomic_load(&vm.exit_reason);
 	err.msg[0] = '\0';
 out:
 	if (err.msg[0])
 		vmm_log("%s", err.msg);
+	devices_destroy(&devices);
 	vm_destroy(&vm);
+	evloop_destroy(&loop);
 	if (opt.console_fd > 2)
 		close(opt.console_fd);
 	return status;

@@ -1,0 +1,221 @@
+/* PID 1 of husk-vmm's test guest (tests/bats/vmm.bats). It checks what the
+ * VM gives it against expectations on the kernel command line, prints one
+ * line per check, and then powers off through the husk power port when
+ * every check passed, or reboots (a different husk-vmm exit status) when
+ * one failed.
+ *
+ *   husk.cpus=N husk.mem_mib=M husk.disks=N husk.action=check|reboot|poweroff
+ *
+ * The host side puts "HUSK-DISK-0" at the start of the first disk and
+ * verifies, after the VM is gone, that "GUEST-WROTE-THIS" landed at offset
+ * 4096; the second disk is read-only (and must stay unchanged); a console port named "check" gets a
+ * line from the host and answers "guest-got:<line>".
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/io.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define HUSK_POWER_PORT 0x4f0
+
+static int failures;
+
+/* Prints "CHECK ok:   what detail" or "CHECK FAIL: what detail". */
+static void check(int ok, const char *what, const char *detail)
+{
+	printf("%s %s%s\n", ok ? "CHECK ok:  " : "CHECK FAIL:", what, detail);
+	fflush(stdout);
+	if (!ok)
+		failures++;
+}
+
+static long param(const char *cmdline, const char *key, long def)
+{
+	const char *p = strstr(cmdline, key);
+	return p ? strtol(p + strlen(key), NULL, 10) : def;
+}
+
+static int read_file(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return (int)n;
+}
+
+static void count_virtio(int *blk, int *console, int *rng)
+{
+	DIR *d = opendir("/sys/bus/virtio/devices");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char path[300], id[32];
+		snprintf(path, sizeof(path), "/sys/bus/virtio/devices/%s/device",
+		         e->d_name);
+		if (read_file(path, id, sizeof(id)) < 0)
+			continue;
+		long v = strtol(id, NULL, 16);
+		*blk += v == 2;
+		*console += v == 3;
+		*rng += v == 4;
+	}
+	if (d)
+		closedir(d);
+}
+
+static void check_disks(void)
+{
+	char buf[4096];
+	int fd = open("/dev/vda", O_RDWR);
+	check(fd >= 0, "open /dev/vda read-write", "");
+	if (fd < 0)
+		return;
+	ssize_t n = pread(fd, buf, sizeof(buf), 0);
+	check(n == sizeof(buf) && !memcmp(buf, "HUSK-DISK-0", 11),
+	      "/dev/vda starts with the host's pattern", "");
+	memset(buf, 0, sizeof(buf));
+	memcpy(buf, "GUEST-WROTE-THIS", 16);
+	n = pwrite(fd, buf, sizeof(buf), 4096);
+	check(n == sizeof(buf) && fsync(fd) == 0,
+	      "write and flush 4 KiB at offset 4096 of /dev/vda", "");
+	close(fd);
+
+	char ro[8] = "";
+	read_file("/sys/block/vdb/ro", ro, sizeof(ro));
+	check(ro[0] == '1', "/dev/vdb is read-only in sysfs: ", ro);
+	/* Linux may let the open succeed; the write itself must fail. */
+	fd = open("/dev/vdb", O_RDWR);
+	memset(buf, 'X', 512);
+	errno = 0;
+	n = fd >= 0 ? pwrite(fd, buf, 512, 0) : -1;
+	check(n < 0, "/dev/vdb refuses writes: ", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	fd = open("/dev/vdb", O_RDONLY);
+	n = fd >= 0 ? pread(fd, buf, 512, 0) : -1;
+	check(n == 512 && !memcmp(buf, "HUSK-DISK-1", 11),
+	      "/dev/vdb is readable", "");
+	if (fd >= 0)
+		close(fd);
+}
+
+static void check_rng(void)
+{
+	unsigned char buf[64] = {0};
+	int fd = open("/dev/hwrng", O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf)) : -1;
+	int nonzero = 0;
+	for (ssize_t i = 0; i < n; i++)
+		nonzero |= buf[i];
+	check(n > 0 && nonzero, "/dev/hwrng gives entropy", "");
+	if (fd >= 0)
+		close(fd);
+	char cur[64] = "";
+	read_file("/sys/class/misc/hw_random/rng_current", cur, sizeof(cur));
+	check(strstr(cur, "virtio") != NULL, "hw_random source is ", cur);
+}
+
+static void check_port(void)
+{
+	char dev[300] = "";
+	DIR *d = opendir("/sys/class/virtio-ports");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char path[300], name[80];
+		snprintf(path, sizeof(path), "/sys/class/virtio-ports/%s/name",
+		         e->d_name);
+		if (read_file(path, name, sizeof(name)) > 0 &&
+		    !strncmp(name, "check\n", 6))
+			snprintf(dev, sizeof(dev), "/dev/%s", e->d_name);
+	}
+	if (d)
+		closedir(d);
+	check(dev[0] != '\0', "console port named check: ", dev);
+	if (!dev[0])
+		return;
+	int fd = open(dev, O_RDWR);
+	char line[256], reply[300];
+	size_t got = 0;
+	while (fd >= 0 && got < sizeof(line) - 1) {
+		ssize_t n = read(fd, line + got, 1);
+		if (n <= 0 || line[got] == '\n')
+			break;
+		got++;
+	}
+	line[got] = '\0';
+	check(got > 0, "read a line from the host: ", line);
+	int len = snprintf(reply, sizeof(reply), "guest-got:%s\n", line);
+	check(fd >= 0 && write(fd, reply, (size_t)len) == len,
+	      "answered the host", "");
+	if (fd >= 0)
+		close(fd);
+}
+
+int main(void)
+{
+	mkdir("/proc", 0755);
+	mkdir("/sys", 0755);
+	mkdir("/dev", 0755);
+	mount("proc", "/proc", "proc", 0, NULL);
+	mount("sysfs", "/sys", "sysfs", 0, NULL);
+	mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
+	int con = open("/dev/console", O_RDWR);
+	if (con >= 0) {
+		dup2(con, 1);
+		dup2(con, 2);
+	}
+	char cmdline[2048] = "";
+	read_file("/proc/cmdline", cmdline, sizeof(cmdline));
+	long cpus = param(cmdline, "husk.cpus=", 1);
+	long mem = param(cmdline, "husk.mem_mib=", 0);
+	const char *action = strstr(cmdline, "husk.action=");
+	action = action ? action + 12 : "check";
+
+	if (!strncmp(action, "reboot", 6)) {
+		reboot(RB_AUTOBOOT);
+		return 1;
+	}
+	if (!strncmp(action, "check", 5)) {
+		char v[64];
+		snprintf(v, sizeof(v), "%ld", sysconf(_SC_NPROCESSORS_ONLN));
+		check(sysconf(_SC_NPROCESSORS_ONLN) == cpus,
+		      "CPUs online: ", v);
+		long total = sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE);
+		snprintf(v, sizeof(v), "%ld MiB", total >> 20);
+		check(total > (mem << 20) * 8 / 10 && total <= (mem << 20),
+		      "memory: ", v);
+		int blk = 0, console = 0, rng = 0;
+		count_virtio(&blk, &console, &rng);
+		snprintf(v, sizeof(v), "%d blk, %d console, %d rng", blk,
+		         console, rng);
+		check(blk == 2 && console == 1 && rng == 1,
+		      "virtio devices: ", v);
+		check_disks();
+		check_rng();
+		check_port();
+		printf("GUEST-CHECK: %s\n", failures ? "FAIL" : "PASS");
+		fflush(stdout);
+		sync();
+		if (failures) {
+			reboot(RB_AUTOBOOT);
+			return 1;
+		}
+	}
+	/* poweroff (and a passing check): the husk power port. */
+	if (ioperm(HUSK_POWER_PORT, 1, 1) == 0)
+		outb(0, HUSK_POWER_PORT);
+	printf("GUEST-CHECK: power port failed: %s\n", strerror(errno));
+	reboot(RB_AUTOBOOT);
+	return 1;
+}
