@@ -48,7 +48,7 @@ GUEST_CHECK_INITRD := $(BUILD)/tests/vmm/guest-check.cpio
 ALL := $(HUSK) $(HUSK_VMM) $(UNIT_BINS) $(KVM_SMOKE) $(TESTVM_INITRD) $(DEMO_INITRD) \
 	$(GUEST_CHECK_INITRD)
 
-.PHONY: all deps kernels demo test format format-check clean
+.PHONY: all deps kernels demo test format format-check clean fuzz
 all: $(ALL)
 
 $(BUILD)/obj/%.o: %.c
@@ -71,11 +71,11 @@ $(HUSK): $(CLI_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
 
 $(HUSK_VMM): $(BUILD)/obj/src/vmm/main.o $(VMM_LIB) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread -lseccomp
 
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(VMM_LIB) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka -lseccomp
 
 # Runs inside the test machine, from the host root shared over 9p.
 $(KVM_SMOKE): $(BUILD)/obj/tests/kvm/kvm_smoke.o
@@ -109,6 +109,17 @@ $(DEMO_INITRD): scripts/demo-guest-init /bin/busybox
 	cd $(@D)/root && find . | cpio --quiet -o -H newc -R 0:0 > ../$(@F).tmp
 	mv $@.tmp $@
 
+# libFuzzer targets (clang): every tests/fuzz/fuzz_*.c links the VMM and
+# library sources directly. `tests/bats/fuzz.bats` runs each briefly.
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_FLAGS := -std=gnu11 -g -O1 -Iinclude -D_GNU_SOURCE \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+fuzz: $(FUZZ_BINS)
+build-fuzz/%: tests/fuzz/%.c $(VMM_SRCS) $(LIB_SRCS)
+	@mkdir -p $(@D)
+	clang $(FUZZ_FLAGS) -o $@ $< $(VMM_SRCS) $(LIB_SRCS) -lpthread -lseccomp
+
 deps:
 	scripts/deps.sh
 
@@ -122,6 +133,7 @@ demo: deps
 
 test: deps
 	$(MAKE) SAN=1 all
+	$(MAKE) fuzz
 	$(MAKE) kernels
 	BUILD=build-san tests/run.sh
 
@@ -132,6 +144,6 @@ format-check:
 	clang-format --dry-run -Werror $(FORMAT_FILES)
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

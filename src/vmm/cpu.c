@@ -76,18 +76,21 @@ static int set_msrs(int fd, struct husk_error *err)
 		MSR_IA32_SYSENTER_EIP, MSR_STAR, MSR_LSTAR, MSR_CSTAR,
 		MSR_SYSCALL_MASK, MSR_KERNEL_GS_BASE, MSR_IA32_TSC,
 	};
-	struct {
+	enum { MAX_MSRS = 16 };
+	union {
 		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[16];
+		uint8_t bytes[sizeof(struct kvm_msrs) +
+		              MAX_MSRS * sizeof(struct kvm_msr_entry)];
 	} msrs;
 	memset(&msrs, 0, sizeof(msrs));
+	struct kvm_msr_entry *e = msrs.hdr.entries;
 	unsigned n = 0;
 	for (size_t i = 0; i < sizeof(zeroed) / sizeof(zeroed[0]); i++)
-		msrs.e[n++].index = zeroed[i];
+		e[n++].index = zeroed[i];
 	/* MTRRs enabled, write-back by default: without it Linux maps all
 	 * RAM uncached. */
-	msrs.e[n].index = MSR_MTRR_DEF_TYPE;
-	msrs.e[n++].data = (1u << 11) | 6;
+	e[n].index = MSR_MTRR_DEF_TYPE;
+	e[n++].data = (1u << 11) | 6;
 	msrs.hdr.nmsrs = n;
 	int set = ioctl(fd, KVM_SET_MSRS, &msrs);
 	if (set < 0 || (unsigned)set != n)

@@ -12,8 +12,11 @@
 int cpu_configure_all(struct vm *vm, const struct boot_entry *entry,
                       struct husk_error *err);
 
-/* Starts one thread per vCPU. */
+/* Creates one thread per vCPU; each waits until cpu_release_all(), so
+ * that the sandbox (which needs the threads to exist: it is applied to all
+ * of them at once) goes up before the first guest instruction. */
 int cpu_start_all(struct vm *vm, struct husk_error *err);
+void cpu_release_all(struct vm *vm);
 
 /* Kicks every vCPU out of KVM_RUN (after vm_request_exit) and joins the
  * threads. */

@@ -19,6 +19,7 @@
 #include "legacy.h"
 #include "log.h"
 #include "options.h"
+#include "sandbox.h"
 #include "serial.h"
 #include "vm.h"
 
@@ -116,11 +117,14 @@ int main(int argc, char **argv)
 	    cpu_configure_all(&vm, &entry, &err) < 0)
 		goto out;
 	vmm_debug("booting: %s", cmdline);
-	if (cpu_start_all(&vm, &err) < 0) {
+	if (cpu_start_all(&vm, &err) < 0 ||
+	    (opt.seccomp && sandbox_enter(&err) < 0)) {
 		vm_request_exit(&vm, VM_EXIT_ERROR);
+		cpu_release_all(&vm);
 		cpu_stop_all(&vm);
 		goto out;
 	}
+	cpu_release_all(&vm);
 	main_loop();
 	cpu_stop_all(&vm);
 	status = atomic_load(&vm.exit_reason);

@@ -122,6 +122,10 @@ static void *vcpu_thread(void *arg)
 {
 	struct vcpu *c = arg;
 	struct vm *vm = c->vm;
+	pthread_mutex_lock(&vm->start_lock);
+	while (!vm->released)
+		pthread_cond_wait(&vm->start_cond, &vm->start_lock);
+	pthread_mutex_unlock(&vm->start_lock);
 	while (atomic_load(&vm->exit_reason) == VM_EXIT_RUNNING) {
 		if (ioctl(c->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
@@ -158,15 +162,29 @@ int cpu_start_all(struct vm *vm, struct husk_error *err)
 	struct sigaction sa = {.sa_handler = ignore_signal};
 	sigemptyset(&sa.sa_mask);
 	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
+	pthread_mutex_init(&vm->start_lock, NULL);
+	pthread_cond_init(&vm->start_cond, NULL);
 	for (int i = 0; i < vm->ncpus; i++) {
 		struct vcpu *c = &vm->cpus[i];
 		int rc = pthread_create(&c->thread, NULL, vcpu_thread, c);
-		if (rc != 0)
+		if (rc != 0) {
+			/* The caller releases the ones already waiting; they
+			 * see the exit and end. */
+			vm_request_exit(vm, VM_EXIT_ERROR);
 			return husk_err(err, rc, "vCPU %d thread: %s", i,
 			                strerror(rc));
+		}
 		c->started = true;
 	}
 	return 0;
+}
+
+void cpu_release_all(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->start_lock);
+	vm->released = true;
+	pthread_cond_broadcast(&vm->start_cond);
+	pthread_mutex_unlock(&vm->start_lock);
 }
 
 void cpu_stop_all(struct vm *vm)

@@ -47,6 +47,10 @@ struct vm {
 	struct vcpu cpus[VM_MAX_CPUS];
 	/* First reason to stop wins; the main thread waits for it. */
 	_Atomic int exit_reason;
+	/* vCPU threads wait until released (after the sandbox is up). */
+	pthread_mutex_t start_lock;
+	pthread_cond_t start_cond;
+	bool released;
 	int stop_eventfd; /* written when exit_reason is set */
 };
 

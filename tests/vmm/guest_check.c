@@ -4,7 +4,7 @@
  * every check passed, or reboots (a different husk-vmm exit status) when
  * one failed.
  *
- *   husk.cpus=N husk.mem_mib=M husk.disks=N husk.action=check|reboot|poweroff
+ *   husk.cpus=N husk.mem_mib=M husk.action=check|reboot|poweroff|wait
  *
  * The host side puts "HUSK-DISK-0" at the start of the first disk and
  * verifies, after the VM is gone, that "GUEST-WROTE-THIS" landed at offset
@@ -182,6 +182,10 @@ int main(void)
 	const char *action = strstr(cmdline, "husk.action=");
 	action = action ? action + 12 : "check";
 
+	if (!strncmp(action, "wait", 4)) {
+		for (;;)
+			pause();
+	}
 	if (!strncmp(action, "reboot", 6)) {
 		reboot(RB_AUTOBOOT);
 		return 1;

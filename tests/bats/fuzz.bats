@@ -1,0 +1,27 @@
+#!/usr/bin/env bats
+# A short libFuzzer run of every target (make fuzz builds them into
+# build-fuzz/). Longer runs by hand: docs/testing.md.
+load helpers
+
+FUZZ_SECONDS=${HUSK_FUZZ_SECONDS:-30}
+
+run_fuzzer() {
+	local bin="$HUSK_REPO/build-fuzz/$1" corpus
+	[ -x "$bin" ] || skip "$1 not built (make fuzz needs clang)"
+	corpus=$(mktemp -d)
+	run "$bin" -max_total_time="$FUZZ_SECONDS" -max_len=70000 \
+		-print_final_stats=1 "$corpus"
+	rm -rf "$corpus"
+	echo "$output" | tail -n 20
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"stat::number_of_executed_units"* ]]
+	[[ "$output" != *"ERROR: "* ]]
+}
+
+@test "fuzz the virtqueue walker ($FUZZ_SECONDS s)" {
+	run_fuzzer fuzz_virtq
+}
+
+@test "fuzz virtio-blk request parsing ($FUZZ_SECONDS s)" {
+	run_fuzzer fuzz_virtio_blk
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/env bats
+# husk-vmm: on this host (refusal, command line), and booting the guest
+# kernel inside the KVM-capable test machine.
+load helpers
+
+VMM="$BUILD/bin/husk-vmm"
+
+guest_kernel() {
+	"$HUSK_REPO/kernel/build.sh" --flavor guest --quiet
+}
+
+@test "husk-vmm refuses a PVM host clearly (exit 5), never hangs" {
+	[ -d /sys/module/kvm_pvm ] || skip "this host's /dev/kvm is not PVM"
+	run timeout 30 "$VMM" --kernel /nonexistent
+	echo "$output"
+	[ "$status" -eq 5 ]
+	[[ "$output" == *"PVM (kvm_pvm)"* ]]
+	[[ "$output" == *"qemu backend"* ]]
+}
+
+@test "husk-vmm rejects bad command lines (exit 1) with a reason" {
+	run "$VMM"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"--kernel is required"* ]]
+	run "$VMM" --kernel k --cpus 0
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"--cpus '0'"* ]]
+	run "$VMM" --kernel k --cpus 33
+	[ "$status" -eq 1 ]
+	run "$VMM" --kernel k --memory 12x
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"--memory '12x'"* ]]
+	run "$VMM" --kernel k --disk a,rw
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"unknown or bad option 'rw'"* ]]
+	run "$VMM" --kernel k --port noequals
+	[ "$status" -eq 1 ]
+	run "$VMM" --kernel k --port 'bad/name=unix:/x'
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"use letters"* ]]
+	run "$VMM" --kernel k --port a=fd:3 --port a=fd:4
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"given twice"* ]]
+	run "$VMM" --kernel k --bogus
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"unknown or incomplete option"* ]]
+	run "$VMM" --kernel k stray
+	[ "$status" -eq 1 ]
+	run "$VMM" --help
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"exit status: 0 poweroff"* ]]
+}
+
+check_boot() {
+	local kernel=$1 cpus=$2
+	run "$TESTVM" --timeout 300 --cpus "$cpus" -- \
+		"$HUSK_REPO/tests/vmm/run-check.sh" "$kernel" "$cpus"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"GUEST-CHECK: PASS"* ]]
+	[[ "$output" != *"CHECK FAIL"* ]]
+	[[ "$output" == *"CHECK ok:   CPUs online: $cpus"* ]]
+	[[ "$output" == *"CHECK ok:   virtio devices: 2 blk, 1 console, 1 rng"* ]]
+	[[ "$output" == *"host: port received: guest-got:hello-from-host"* ]]
+	[[ "$output" == *"host: disk0 at 4096: GUEST-WROTE-THIS"* ]]
+	[[ "$output" == *"host: read-only disk unchanged"* ]]
+}
+
+@test "husk-vmm boots vmlinux with 1 vCPU: memory, CPUs, disks, port, entropy, poweroff" {
+	check_boot "$(guest_kernel)/vmlinux" 1
+}
+
+@test "husk-vmm boots bzImage with 2 vCPUs and the guest sees both" {
+	check_boot "$(guest_kernel)/bzImage" 2
+}
+
+@test "husk-vmm's exit status tells poweroff, reboot, triple fault, stop and a bad kernel apart" {
+	local k init
+	k="$(guest_kernel)/vmlinux"
+	init="$BUILD/tests/vmm/guest-check.cpio"
+	run "$TESTVM" --timeout 400 -- bash -c "
+		v=$VMM
+		\$v --kernel $k --initrd $init --cmdline 'console=ttyS0 quiet husk.action=poweroff'; echo poweroff=\$?
+		\$v --kernel $k --initrd $init --cmdline 'console=ttyS0 quiet reboot=k husk.action=reboot'; echo reboot=\$?
+		\$v --kernel $k --initrd $init --cmdline 'console=ttyS0 quiet reboot=t husk.action=reboot'; echo triple=\$?
+		\$v --kernel $k --initrd $init --cmdline 'console=ttyS0 quiet husk.action=wait' & pid=\$!
+		sleep 5; kill -TERM \$pid; wait \$pid; echo stopped=\$?
+		head -c 100000 /dev/urandom > /tmp/garbage
+		\$v --kernel /tmp/garbage; echo garbage=\$?
+		head -c 64 $k > /tmp/truncated
+		\$v --kernel /tmp/truncated; echo truncated=\$?
+		\$v --kernel $k --memory 32 --initrd $k; echo toobig=\$?
+	"
+	echo "$output"
+	[[ "$output" == *"poweroff=0"* ]]
+	[[ "$output" == *"reboot=2"* ]]
+	[[ "$output" == *"triple=3"* ]]
+	[[ "$output" == *"stopped=6"* ]]
+	[[ "$output" == *"garbage=1"* ]]
+	[[ "$output" == *"not a bzImage"* ]]
+	[[ "$output" == *"truncated=1"* ]]
+	[[ "$output" == *"toobig=1"* ]]
+	[[ "$output" == *"does not fit"* ]]
+}
