@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "boot.h"
+#include "control.h"
 #include "cpu.h"
 #include "devices.h"
 #include "evloop.h"
@@ -27,6 +28,7 @@ static struct vm vm;
 static struct serial com1;
 static struct evloop loop;
 static struct vmm_devices devices;
+static struct control control = {.listen_fd = -1};
 
 static void serial_irq(void *opaque)
 {
@@ -109,6 +111,10 @@ int main(int argc, char **argv)
 	if (bus_register(&vm.pio, SERIAL_COM1_BASE, 8, &com1_dev, &err) < 0 ||
 	    legacy_register(&vm, &err) < 0)
 		goto out;
+	if (opt.control &&
+	    control_open(&control, opt.control, &vm, &loop, &err) < 0)
+		goto out;
+	control.memory_mib = opt.memory_mib;
 	if (devices_create(&devices, &vm, &opt, &loop, &err) < 0 ||
 	    vmm_build_cmdline(&opt, devices.slots, devices.n, cmdline,
 	                      sizeof(cmdline), &err) < 0 ||
@@ -116,6 +122,7 @@ int main(int argc, char **argv)
 	                    &entry, &err) < 0 ||
 	    cpu_configure_all(&vm, &entry, &err) < 0)
 		goto out;
+	control.ndevices = devices.n;
 	vmm_debug("booting: %s", cmdline);
 	if (cpu_start_all(&vm, &err) < 0 ||
 	    (opt.seccomp && sandbox_enter(&err) < 0)) {
@@ -132,6 +139,7 @@ int main(int argc, char **argv)
 out:
 	if (err.msg[0])
 		vmm_log("%s", err.msg);
+	control_close(&control);
 	devices_destroy(&devices);
 	vm_destroy(&vm);
 	evloop_destroy(&loop);

@@ -74,7 +74,7 @@ check_boot() {
 	check_boot "$(guest_kernel)/bzImage" 2
 }
 
-@test "husk-vmm's exit status tells poweroff, reboot, triple fault, stop and a bad kernel apart" {
+@test "husk-vmm's exit status tells poweroff, reboot, triple fault, stop (signal, control socket) and a bad kernel apart" {
 	local k init
 	k="$(guest_kernel)/vmlinux"
 	init="$BUILD/tests/vmm/guest-check.cpio"
@@ -85,6 +85,12 @@ check_boot() {
 		\$v --kernel $k --initrd $init --cmdline 'console=ttyS0 quiet reboot=t husk.action=reboot'; echo triple=\$?
 		\$v --kernel $k --initrd $init --cmdline 'console=ttyS0 quiet husk.action=wait' & pid=\$!
 		sleep 5; kill -TERM \$pid; wait \$pid; echo stopped=\$?
+		\$v --kernel $k --initrd $init --cmdline 'console=ttyS0 quiet husk.action=wait' --control /tmp/ctl.sock & pid=\$!
+		for i in \$(seq 100); do [ -S /tmp/ctl.sock ] && break; sleep 0.1; done
+		echo state | socat - UNIX-CONNECT:/tmp/ctl.sock
+		echo bogus | socat - UNIX-CONNECT:/tmp/ctl.sock
+		echo stop | socat - UNIX-CONNECT:/tmp/ctl.sock
+		wait \$pid; echo ctlstop=\$?
 		head -c 100000 /dev/urandom > /tmp/garbage
 		\$v --kernel /tmp/garbage; echo garbage=\$?
 		head -c 64 $k > /tmp/truncated
@@ -96,6 +102,10 @@ check_boot() {
 	[[ "$output" == *"reboot=2"* ]]
 	[[ "$output" == *"triple=3"* ]]
 	[[ "$output" == *"stopped=6"* ]]
+	[[ "$output" == *'{"state":"running","cpus":1,"memory_mib":256,"devices":0}'* ]]
+	[[ "$output" == *'{"error":"unknown command"}'* ]]
+	[[ "$output" == *'{"ok":true}'* ]]
+	[[ "$output" == *"ctlstop=6"* ]]
 	[[ "$output" == *"garbage=1"* ]]
 	[[ "$output" == *"not a bzImage"* ]]
 	[[ "$output" == *"truncated=1"* ]]

@@ -38,9 +38,8 @@ void virtio_mmio_init(struct virtio_mmio *t, struct virtio_dev *dev,
 
 static struct virtq *selected_queue(struct virtio_mmio *t)
 {
-	return t->queue_sel < t->dev->num_queues
-	               ? &t->dev->queues[t->queue_sel]
-	               : NULL;
+	return t->queue_sel < t->dev->num_queues ? &t->dev->queues[t->queue_sel]
+	                                         : NULL;
 }
 
 static uint32_t read_reg(struct virtio_mmio *t, uint64_t off)
@@ -54,9 +53,9 @@ static uint32_t read_reg(struct virtio_mmio *t, uint64_t off)
 	case VMMIO_VENDOR_ID: return VIRTIO_MMIO_VENDOR;
 	case VMMIO_DEVICE_FEATURES:
 		return t->device_features_sel < 2
-		               ? (uint32_t)(d->device_features >>
-		                            (32 * t->device_features_sel))
-		               : 0;
+		           ? (uint32_t)(d->device_features >>
+		                        (32 * t->device_features_sel))
+		           : 0;
 	case VMMIO_QUEUE_NUM_MAX: return q ? d->queue_num_max : 0;
 	case VMMIO_QUEUE_READY: return q && q->ready;
 	case VMMIO_INTERRUPT_STATUS: return d->interrupt_status;
@@ -83,6 +82,12 @@ static void write_status(struct virtio_dev *d, uint32_t v)
 		reset_device(d);
 		return;
 	}
+	/* A device that needs a reset takes nothing but the reset. Without
+	 * this, a driver writing NEEDS_RESET back along with new bits had
+	 * FEATURES_OK and DRIVER_OK accepted (and ops->activate called) on a
+	 * device it had already broken. */
+	if (d->status & VIRTIO_STATUS_NEEDS_RESET)
+		return;
 	uint32_t added = v & ~d->status;
 	/* The driver may only add bits (2.1.1); clearing one needs a reset. */
 	if (d->status & ~v) {
@@ -200,8 +205,7 @@ static void write_reg(struct virtio_mmio *t, uint64_t off, uint32_t v)
 	/* Read-only or unknown register: ignored. */
 }
 
-static bool config_range(const struct virtio_dev *d, uint64_t off,
-                         uint32_t len)
+static bool config_range(const struct virtio_dev *d, uint64_t off, uint32_t len)
 {
 	return off >= VMMIO_CONFIG && off - VMMIO_CONFIG <= d->config_size &&
 	       len <= d->config_size - (off - VMMIO_CONFIG);
@@ -248,6 +252,5 @@ static void mmio_write(void *opaque, uint64_t off, const uint8_t *data,
 
 struct bus_device virtio_mmio_bus_device(struct virtio_mmio *t)
 {
-	return (struct bus_device){t->dev->ops->name, t, mmio_read,
-	                           mmio_write};
+	return (struct bus_device){t->dev->ops->name, t, mmio_read, mmio_write};
 }
