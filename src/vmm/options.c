@@ -33,7 +33,9 @@ static int parse_uint(const char *s, unsigned long long min,
 {
 	char *end;
 	errno = 0;
-	if (!s[0] || s[0] == '-' || s[0] == '+')
+	/* A digit first: strtoull would also skip leading white space and
+	 * take a sign after it, so " -18446744073709551615" read as 1. */
+	if (s[0] < '0' || s[0] > '9')
 		return -1;
 	unsigned long long v = strtoull(s, &end, 10);
 	if (errno || *end || v < min || v > max)
@@ -46,7 +48,8 @@ static int parse_disk(char *arg, struct vmm_disk *d, struct husk_error *err)
 {
 	memset(d, 0, sizeof(*d));
 	char *save = NULL;
-	char *tok = strtok_r(arg, ",", &save);
+	/* strtok_r skips leading commas: ",ro" would be the path "ro". */
+	char *tok = arg[0] == ',' ? NULL : strtok_r(arg, ",", &save);
 	if (!tok || !tok[0])
 		return husk_err(err, EINVAL, "--disk needs a path");
 	d->path = tok;
@@ -129,7 +132,10 @@ int vmm_parse_options(int argc, char **argv, struct vmm_options *opt,
 	opt->seccomp = true;
 	unsigned long long v;
 	int c, rc;
-	optind = 1;
+	/* 0, not 1: glibc then also forgets where an earlier parse stopped
+	 * inside a group of short options ("-xy"), which it would otherwise
+	 * go on reading on the next call. */
+	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
@@ -176,6 +182,13 @@ int vmm_parse_options(int argc, char **argv, struct vmm_options *opt,
 		case O_DEBUG: opt->debug = true; break;
 		case O_HELP: fputs(usage, stdout); return 1;
 		default:
+			/* An unknown short option may sit inside a group
+			 * whose word optind has not passed yet: name it by
+			 * optopt, not by a neighbouring word. */
+			if (optopt > 0 && optopt < O_KERNEL)
+				return husk_err(err, EINVAL,
+				                "unknown option '-%c' (see --help)",
+				                optopt);
 			return husk_err(err, EINVAL,
 			                "unknown or incomplete option '%s' (see "
 			                "--help)",
