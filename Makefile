@@ -101,10 +101,16 @@ $(TESTVM_INITRD): $(TESTVM_INIT)
 	cd $(@D) && echo init | cpio --quiet -o -H newc -R 0:0 > $(@F).tmp
 	mv $@.tmp $@
 
+# Guest-side tools: static, for guest initramfs images.
+$(BUILD)/guest/husk-poweroff: src/guest/poweroff.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -Os -static -MF $@.d -o $@ $<
+
 # The demo guest: busybox and a shell-script init (scripts/demo-guest-init).
-$(DEMO_INITRD): scripts/demo-guest-init /bin/busybox
+$(DEMO_INITRD): scripts/demo-guest-init /bin/busybox $(BUILD)/guest/husk-poweroff
 	rm -rf $(@D)/root && mkdir -p $(@D)/root/bin
 	cp /bin/busybox $(@D)/root/bin/busybox
+	cp $(BUILD)/guest/husk-poweroff $(@D)/root/bin/husk-poweroff
 	cp scripts/demo-guest-init $(@D)/root/init
 	cd $(@D)/root && find . | cpio --quiet -o -H newc -R 0:0 > ../$(@F).tmp
 	mv $@.tmp $@
