@@ -139,6 +139,7 @@ demo: deps
 
 test: deps
 	$(MAKE) SAN=1 all
+	$(MAKE) all
 	$(MAKE) fuzz
 	$(MAKE) kernels
 	BUILD=build-san tests/run.sh

@@ -20,17 +20,24 @@ failed=0
 skipped=0
 failed_names=()
 
-# Reads TAP on stdin, echoes it, and counts the results.
+# Reads TAP on stdin, echoes it, and counts the results. A suite that
+# announced a plan (1..N) but reported fewer results died on the way: the
+# missing ones count as failures.
 count_tap() {
-	local suite=$1 line
+	local suite=$1 line plan=0 seen=0
 	while IFS= read -r line; do
 		printf '%s\n' "$line"
+		if [[ "$line" =~ ^1\.\.([0-9]+)$ ]]; then
+			plan=$((plan + BASH_REMATCH[1]))
+		fi
 		case "$line" in
 		"not ok "*)
+			seen=$((seen + 1))
 			failed=$((failed + 1))
 			failed_names+=("$suite: ${line#not ok }")
 			;;
 		"ok "*)
+			seen=$((seen + 1))
 			shopt -s nocasematch
 			if [[ "$line" == *"# skip"* ]]; then
 				skipped=$((skipped + 1))
@@ -41,6 +48,11 @@ count_tap() {
 			;;
 		esac
 	done
+	if [ "$seen" -lt "$plan" ]; then
+		echo "not ok - $suite ended after $seen of $plan tests"
+		failed=$((failed + plan - seen))
+		failed_names+=("$suite: $((plan - seen)) tests never ran")
+	fi
 }
 
 run_suite() {

@@ -1,6 +1,7 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <linux/kvm.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -53,13 +54,8 @@ static const struct rule allowed[] = {
 	{SCMP_SYS(fstat), "stdio's first use of stderr"},
 	{SCMP_SYS(newfstatat), "stdio's first use of stderr"},
 #if defined(__SANITIZE_ADDRESS__)
-	/* Sanitizer builds only (tests): ASan's allocator and reports, and
-	 * LeakSanitizer's stop-the-world at exit. */
+	/* Sanitizer builds only (tests): ASan's allocator and reports. */
 	{SCMP_SYS(sched_yield), "ASan"},
-	{SCMP_SYS(prctl), "LeakSanitizer"},
-	{SCMP_SYS(clone), "LeakSanitizer"},
-	{SCMP_SYS(ptrace), "LeakSanitizer"},
-	{SCMP_SYS(wait4), "LeakSanitizer"},
 	{SCMP_SYS(sigaltstack), "ASan"},
 	{SCMP_SYS(rt_sigaction), "ASan"},
 	{SCMP_SYS(open), "ASan reports"},
@@ -77,6 +73,19 @@ static const struct rule allowed[] = {
 static const unsigned long allowed_ioctls[] = {
 	KVM_RUN, KVM_IRQ_LINE, KVM_GET_REGS, KVM_GET_SREGS, TCGETS,
 };
+
+static bool sandboxed;
+
+#if defined(__SANITIZE_ADDRESS__)
+/* LeakSanitizer's exit-time check stops the world with ptrace from a
+ * cloned tracer, which the sandbox rightly forbids: a sandboxed husk-vmm
+ * skips it. Leaks are checked in the unit tests, which run unsandboxed. */
+int __lsan_is_turned_off(void);
+int __lsan_is_turned_off(void)
+{
+	return sandboxed;
+}
+#endif
 
 static void on_sigsys(int sig, siginfo_t *info, void *ctx)
 {
@@ -133,5 +142,6 @@ int sandbox_enter(struct husk_error *err)
 	seccomp_release(ctx);
 	if (rc < 0)
 		return husk_err(err, -rc, "seccomp: %s", strerror(-rc));
+	sandboxed = true;
 	return 0;
 }

@@ -3,6 +3,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,9 @@
 #define CTL_QUEUE_TX               3 /* driver -> device control */
 #define PORT_BUFFER                65536
 #define CTL_PENDING                64
+/* Two queues a port plus the control pair, all in the device's fixed
+ * queues[] array. */
+#define MAX_PORTS_BY_QUEUES (VIRTIO_MAX_QUEUES / 2 - 1)
 
 enum {
 	CTL_DEVICE_READY = 0,
@@ -182,7 +186,13 @@ static void drain_tx(struct port *p)
 	int rc;
 	while (p->fd >= 0 && c->dev->queues[q].ready &&
 	       virtio_dev_live(c->dev) && pop(c, q, &rc)) {
-		for (unsigned i = 0; i < c->chain.n; i++) {
+		/* A failed write disconnects, and the PORT_OPEN(0) that sends
+		 * pops the control queue into the same c->chain: keep this
+		 * chain's head, and read no more of c->chain after that.
+		 * Completing c->chain.head gave the driver the control
+		 * buffer's id on this queue and lost the transmit chain. */
+		uint16_t head = c->chain.head;
+		for (unsigned i = 0; p->fd >= 0 && i < c->chain.n; i++) {
 			const struct virtq_buf *b = &c->chain.buf[i];
 			if (b->device_writable)
 				break;
@@ -200,7 +210,7 @@ static void drain_tx(struct port *p)
 				done += (uint32_t)n;
 			}
 		}
-		virtio_dev_complete(c->dev, q, c->chain.head, 0);
+		virtio_dev_complete(c->dev, q, head, 0);
 	}
 }
 
@@ -284,9 +294,13 @@ static void on_peer_readable(void *opaque, uint32_t events)
 			disconnect(p);
 		}
 	}
-	/* Stop reading until the guest has room again (console_notify). */
+	/* Stop reading until the guest has room again (console_notify).
+	 * Unwatched, not watched for no events: epoll reports EPOLLHUP
+	 * whatever the mask, so a peer that wrote and closed before the
+	 * guest took its bytes kept the main thread spinning here.
+	 * start_reading() adds the fd back. */
 	if (p->fd >= 0 && p->pend_len && p->reading) {
-		evloop_watch(c->loop, p->fd, 0, on_peer_readable, p);
+		evloop_unwatch(c->loop, p->fd);
 		p->reading = false;
 	}
 	pthread_mutex_unlock(&c->dev->lock);
@@ -386,9 +400,21 @@ int virtio_console_init(struct virtio_dev *d, const struct guest_mem *mem,
                         const struct vmm_port *ports, unsigned nports,
                         struct evloop *loop, struct husk_error *err)
 {
-	if (nports == 0 || nports > VMM_MAX_PORTS)
-		return husk_err(err, EINVAL, "console: 1..%d ports",
-		                VMM_MAX_PORTS);
+	/* More ports than queues[] has room for would let the transport
+	 * (QueueSel < num_queues) reach past the array into the rest of
+	 * struct virtio_dev; device.h sizes queues[] for VMM_MAX_PORTS. */
+	unsigned max_ports = VMM_MAX_PORTS < MAX_PORTS_BY_QUEUES
+	                         ? VMM_MAX_PORTS
+	                         : MAX_PORTS_BY_QUEUES;
+	if (nports == 0 || nports > max_ports)
+		return husk_err(err, EINVAL, "console: 1..%u ports", max_ports);
+	/* A guest write to a peer that has gone (drain_tx) must fail with
+	 * EPIPE and disconnect the port, not end husk-vmm: SIGPIPE's default
+	 * action is to terminate. write() stays (not send(MSG_NOSIGNAL)): a
+	 * port's fd may be a pipe, and the sandbox allows write, not sendto. */
+	struct sigaction old, ign = {.sa_handler = SIG_IGN};
+	if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+		sigaction(SIGPIPE, &ign, NULL);
 	struct console *c = calloc(1, sizeof(*c));
 	if (!c)
 		return husk_err(err, ENOMEM, "console");
@@ -437,20 +463,29 @@ void virtio_console_destroy(struct virtio_dev *d)
 	struct console *c = d->priv;
 	if (!c)
 		return;
+	/* Out of the caller's loop before closing: a port's fd is a dup of an
+	 * inherited one, and epoll keeps reporting its open file (into freed
+	 * memory) for as long as the original stays open. */
 	for (unsigned i = 0; i < c->nports; i++) {
 		struct port *p = &c->ports[i];
-		if (p->fd >= 0)
+		if (p->fd >= 0) {
+			evloop_unwatch(c->loop, p->fd);
 			close(p->fd);
-		if (p->listen_fd >= 0)
+		}
+		if (p->listen_fd >= 0) {
+			evloop_unwatch(c->loop, p->listen_fd);
 			close(p->listen_fd);
+		}
 		if (p->socket_path) {
 			unlink(p->socket_path);
 			free(p->socket_path);
 		}
 		free(p->pending);
 	}
-	if (c->kick_fd >= 0)
+	if (c->kick_fd >= 0) {
+		evloop_unwatch(c->loop, c->kick_fd);
 		close(c->kick_fd);
+	}
 	free(c);
 	d->priv = NULL;
 }

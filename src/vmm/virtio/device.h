@@ -16,7 +16,7 @@
 #include "../guest_mem.h"
 #include "virtq.h"
 
-#define VIRTIO_MAX_QUEUES 16
+#define VIRTIO_MAX_QUEUES 18 /* virtio-console: 8 ports + control */
 
 /* Feature bits (bit numbers) common to all devices. */
 #define VIRTIO_F_VERSION_1 32
