@@ -32,12 +32,6 @@ struct blk {
 	struct iovec iov[VIRTQ_MAX_CHAIN];
 };
 
-/* A notify keeps re-checking the avail ring after re-enabling
- * notifications; a driver that makes a chain visible to that check and
- * invisible to the pop that follows, again and again, could hold d->lock
- * forever. A real driver needs one or two such rounds. */
-#define MAX_IDLE_ROUNDS 8
-
 static const struct virtio_dev_ops blk_ops;
 
 /* A malformed request: the guest's own doing, so a debug line only (a
@@ -241,45 +235,16 @@ static uint32_t serve(struct virtio_dev *d, struct blk *b,
 	return (uint32_t)(data + 1);
 }
 
+static uint32_t serve_chain(struct virtio_dev *d, const struct virtq_chain *c)
+{
+	return serve(d, d->priv, c);
+}
+
 static void blk_notify(struct virtio_dev *d, uint16_t qi)
 {
 	struct blk *b = d->priv;
-	struct husk_error err = {0};
-	unsigned idle = 0;
-
-	/* The transport only notifies ready queues; an extra check keeps a
-	 * stray call from breaking the device (virtq_pop would fail). */
-	if (qi != 0 || !b || !d->queues[0].ready || !virtio_dev_live(d))
-		return;
-	struct virtq *q = &d->queues[0];
-	for (;;) {
-		bool progress = false;
-		/* Completing can fail and set NEEDS_RESET: check each time. */
-		while (virtio_dev_live(d)) {
-			int rc = virtq_pop(d->mem, q, &b->chain, &err);
-			if (rc < 0) {
-				virtio_dev_set_needs_reset(d, err.msg);
-				return;
-			}
-			if (rc == 0)
-				break;
-			progress = true;
-			virtio_dev_complete(d, qi, b->chain.head,
-			                    serve(d, b, &b->chain));
-		}
-		if (!virtio_dev_live(d))
-			return;
-		/* With EVENT_IDX the driver kicks only once its index passes
-		 * avail_event, so it must be moved up to what we took; then
-		 * serve what came in before the driver could see it. */
-		int rc = virtq_set_used_notify(d->mem, q, true, &err);
-		if (rc < 0) {
-			virtio_dev_set_needs_reset(d, err.msg);
-			return;
-		}
-		if (rc == 0 || (!progress && ++idle >= MAX_IDLE_ROUNDS))
-			return;
-	}
+	if (qi == 0 && b)
+		virtio_dev_serve_queue(d, qi, &b->chain, serve_chain);
 }
 
 static void blk_config_read(struct virtio_dev *d, uint32_t offset,

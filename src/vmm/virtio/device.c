@@ -60,3 +60,44 @@ void virtio_dev_complete(struct virtio_dev *d, uint16_t q, uint16_t head,
 			d->raise_irq(d, VIRTIO_INT_USED_BUFFER);
 	}
 }
+
+/* How many rounds of re-enabling kicks may find nothing new before we
+ * stop looking (see virtio_dev_serve_queue). */
+#define MAX_IDLE_ROUNDS 8
+
+void virtio_dev_serve_queue(struct virtio_dev *d, uint16_t qi,
+                            struct virtq_chain *scratch, virtio_serve_fn serve)
+{
+	struct husk_error err = {0};
+	unsigned idle = 0;
+	/* The transport only notifies ready queues; an extra check keeps a
+	 * stray call from breaking the device (virtq_pop would fail). */
+	if (qi >= d->num_queues || !d->queues[qi].ready || !virtio_dev_live(d))
+		return;
+	struct virtq *q = &d->queues[qi];
+	for (;;) {
+		bool progress = false;
+		/* Completing can fail and set NEEDS_RESET: check each time. */
+		while (virtio_dev_live(d)) {
+			int rc = virtq_pop(d->mem, q, scratch, &err);
+			if (rc < 0) {
+				virtio_dev_set_needs_reset(d, err.msg);
+				return;
+			}
+			if (rc == 0)
+				break;
+			progress = true;
+			virtio_dev_complete(d, qi, scratch->head,
+			                    serve(d, scratch));
+		}
+		if (!virtio_dev_live(d))
+			return;
+		int rc = virtq_set_used_notify(d->mem, q, true, &err);
+		if (rc < 0) {
+			virtio_dev_set_needs_reset(d, err.msg);
+			return;
+		}
+		if (rc == 0 || (!progress && ++idle >= MAX_IDLE_ROUNDS))
+			return;
+	}
+}

@@ -22,12 +22,12 @@
 #define VIRTIO_F_VERSION_1 32
 
 /* Device status bits (virtio 1.x, 2.1). */
-#define VIRTIO_STATUS_ACKNOWLEDGE    1
-#define VIRTIO_STATUS_DRIVER         2
-#define VIRTIO_STATUS_DRIVER_OK      4
-#define VIRTIO_STATUS_FEATURES_OK    8
-#define VIRTIO_STATUS_NEEDS_RESET    64
-#define VIRTIO_STATUS_FAILED         128
+#define VIRTIO_STATUS_ACKNOWLEDGE 1
+#define VIRTIO_STATUS_DRIVER      2
+#define VIRTIO_STATUS_DRIVER_OK   4
+#define VIRTIO_STATUS_FEATURES_OK 8
+#define VIRTIO_STATUS_NEEDS_RESET 64
+#define VIRTIO_STATUS_FAILED      128
 
 /* InterruptStatus bits. */
 #define VIRTIO_INT_USED_BUFFER 1
@@ -91,6 +91,20 @@ void virtio_dev_init(struct virtio_dev *d, const struct virtio_dev_ops *ops,
  * failure marks the device NEEDS_RESET. Call with dev->lock held. */
 void virtio_dev_complete(struct virtio_dev *d, uint16_t q, uint16_t head,
                          uint32_t written);
+
+/* Serves one chain and returns the bytes it wrote into the chain's
+ * device-writable part (the used length). */
+typedef uint32_t (*virtio_serve_fn)(struct virtio_dev *d,
+                                    const struct virtq_chain *c);
+
+/* What a device's notify does for a request queue: pop every available
+ * chain into *scratch, serve it, complete it; then re-enable kicks (with
+ * EVENT_IDX, move avail_event up to what was taken, or the driver stops
+ * kicking) and serve what arrived meanwhile. Re-checks that take nothing
+ * are bounded, so a guest toggling avail->idx cannot hold the device lock
+ * forever. A guest violation sets NEEDS_RESET. Call with dev->lock held. */
+void virtio_dev_serve_queue(struct virtio_dev *d, uint16_t q,
+                            struct virtq_chain *scratch, virtio_serve_fn serve);
 
 /* The guest broke the protocol on this device: set NEEDS_RESET and tell
  * the driver with a configuration interrupt. The device stops processing

@@ -14,9 +14,6 @@ struct rng {
 	struct virtq_chain chain;
 };
 
-/* See MAX_IDLE_ROUNDS in blk.c: bounds re-checks that take nothing. */
-#define MAX_IDLE_ROUNDS 8
-
 static const struct virtio_dev_ops rng_ops;
 
 /* Fills len bytes at p; returns the bytes filled. getrandom(2) may return
@@ -72,44 +69,16 @@ static uint32_t serve(const struct guest_mem *m, const struct virtq_chain *c)
 	return (uint32_t)total;
 }
 
+static uint32_t serve_chain(struct virtio_dev *d, const struct virtq_chain *c)
+{
+	return serve(d->mem, c);
+}
+
 static void rng_notify(struct virtio_dev *d, uint16_t qi)
 {
 	struct rng *r = d->priv;
-	struct husk_error err = {0};
-	unsigned idle = 0;
-
-	/* The transport only notifies ready queues; an extra check keeps a
-	 * stray call from breaking the device (virtq_pop would fail). */
-	if (qi != 0 || !r || !d->queues[0].ready || !virtio_dev_live(d))
-		return;
-	struct virtq *q = &d->queues[0];
-	for (;;) {
-		bool progress = false;
-		/* Completing can fail and set NEEDS_RESET: check each time. */
-		while (virtio_dev_live(d)) {
-			int rc = virtq_pop(d->mem, q, &r->chain, &err);
-			if (rc < 0) {
-				virtio_dev_set_needs_reset(d, err.msg);
-				return;
-			}
-			if (rc == 0)
-				break;
-			progress = true;
-			virtio_dev_complete(d, qi, r->chain.head,
-			                    serve(d->mem, &r->chain));
-		}
-		if (!virtio_dev_live(d))
-			return;
-		/* Re-enable kicks (with EVENT_IDX: move avail_event up) and
-		 * take what arrived while they were not looked for. */
-		int rc = virtq_set_used_notify(d->mem, q, true, &err);
-		if (rc < 0) {
-			virtio_dev_set_needs_reset(d, err.msg);
-			return;
-		}
-		if (rc == 0 || (!progress && ++idle >= MAX_IDLE_ROUNDS))
-			return;
-	}
+	if (qi == 0 && r)
+		virtio_dev_serve_queue(d, qi, &r->chain, serve_chain);
 }
 
 /* config_size is 0, so the transport never calls this; it exists so that
