@@ -71,11 +71,11 @@ static int load(struct guest_mem *mem, uint64_t gpa, const void *src,
                 uint64_t len, const char *what, struct husk_error *err)
 {
 	if (len && guest_mem_write(mem, gpa, src, len) < 0)
-		return husk_err(err, ENOMEM,
-		                "%s (%llu bytes at 0x%llx) does not fit in guest "
-		                "RAM",
-		                what, (unsigned long long)len,
-		                (unsigned long long)gpa);
+		return husk_err(
+		    err, ENOMEM,
+		    "%s (%llu bytes at 0x%llx) does not fit in guest "
+		    "RAM",
+		    what, (unsigned long long)len, (unsigned long long)gpa);
 	return 0;
 }
 
@@ -131,9 +131,9 @@ int boot_load_elf(struct guest_mem *mem, const uint8_t *img, uint64_t size,
 	return 0;
 }
 
-int boot_load_bzimage(struct guest_mem *mem, const uint8_t *img,
-                      uint64_t size, uint8_t *params,
-                      struct boot_entry *entry, struct husk_error *err)
+int boot_load_bzimage(struct guest_mem *mem, const uint8_t *img, uint64_t size,
+                      uint8_t *params, struct boot_entry *entry,
+                      struct husk_error *err)
 {
 	if (size < 0x300 || get32(img, BP_HEADER) != HDRS_MAGIC)
 		return husk_err(err, ENOEXEC, "kernel: not a bzImage");
@@ -195,8 +195,8 @@ static void fill_e820(const struct guest_mem *mem, uint8_t *params)
 	         E820_RESERVED);
 	for (unsigned i = 0; i < mem->nregions; i++) {
 		const struct guest_mem_region *r = &mem->regions[i];
-		uint64_t start = r->gpa < BOOT_HIGH_MEMORY ? BOOT_HIGH_MEMORY
-		                                           : r->gpa;
+		uint64_t start =
+		    r->gpa < BOOT_HIGH_MEMORY ? BOOT_HIGH_MEMORY : r->gpa;
 		if (r->gpa + r->size > start)
 			e820_add(params, start, r->gpa + r->size - start,
 			         E820_RAM);
@@ -214,11 +214,11 @@ static int write_page_tables_and_gdt(struct guest_mem *mem,
 	for (int i = 0; i < 4 * 512; i++)
 		pd[i] = ((uint64_t)i << 21) | 0x83; /* present, rw, 2 MiB */
 	static const uint64_t gdt[] = {
-		0,
-		0,
-		0x00af9b000000ffffULL, /* BOOT_CS: 64-bit code */
-		0x00cf93000000ffffULL, /* BOOT_DS: data */
-		0x008f8b000000ffffULL, /* BOOT_TSS: busy TSS, for VM entry */
+	    0,
+	    0,
+	    0x00af9b000000ffffULL, /* BOOT_CS: 64-bit code */
+	    0x00cf93000000ffffULL, /* BOOT_DS: data */
+	    0x008f8b000000ffffULL, /* BOOT_TSS: busy TSS, for VM entry */
 	};
 	int rc;
 	if ((rc = load(mem, BOOT_PML4, pml4, sizeof(pml4), "PML4", err)) < 0 ||
@@ -231,8 +231,8 @@ static int write_page_tables_and_gdt(struct guest_mem *mem,
 
 /* Places the initrd as high as the kernel allows, below the MMIO hole,
  * page aligned, above the kernel. */
-static int load_initrd(struct guest_mem *mem, const uint8_t *img,
-                       uint64_t size, uint8_t *params, uint64_t kernel_end,
+static int load_initrd(struct guest_mem *mem, const uint8_t *img, uint64_t size,
+                       uint8_t *params, uint64_t kernel_end,
                        struct husk_error *err)
 {
 	uint64_t max = get32(params, BP_INITRD_ADDR_MAX);
@@ -242,10 +242,11 @@ static int load_initrd(struct guest_mem *mem, const uint8_t *img,
 	if (top > max + 1)
 		top = max + 1;
 	if (size > top || ((top - size) & ~0xfffULL) < kernel_end)
-		return husk_err(err, ENOMEM,
-		                "initrd (%llu KiB) does not fit above the kernel "
-		                "in guest RAM",
-		                (unsigned long long)size >> 10);
+		return husk_err(
+		    err, ENOMEM,
+		    "initrd (%llu KiB) does not fit above the kernel "
+		    "in guest RAM",
+		    (unsigned long long)size >> 10);
 	uint64_t at = (top - size) & ~0xfffULL;
 	int rc = load(mem, at, img, size, "initrd", err);
 	if (rc < 0)
@@ -267,8 +268,7 @@ static int map_file(const char *path, const char *what, uint8_t **img,
 		return husk_err(err, EINVAL, "%s %s: not a non-empty file",
 		                what, path);
 	}
-	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd,
-	               0);
+	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (p == MAP_FAILED)
 		return husk_err_errno(err, errno, "%s %s: mmap", what, path);

@@ -43,9 +43,9 @@ int boot_load_linux(struct guest_mem *mem, const char *kernel_path,
 /* Parts exposed for unit tests: they work on bytes already in memory. */
 int boot_load_elf(struct guest_mem *mem, const uint8_t *img, uint64_t size,
                   struct boot_entry *entry, struct husk_error *err);
-int boot_load_bzimage(struct guest_mem *mem, const uint8_t *img,
-                      uint64_t size, uint8_t *params,
-                      struct boot_entry *entry, struct husk_error *err);
+int boot_load_bzimage(struct guest_mem *mem, const uint8_t *img, uint64_t size,
+                      uint8_t *params, struct boot_entry *entry,
+                      struct husk_error *err);
 int boot_write_mptable(struct guest_mem *mem, int ncpus,
                        struct husk_error *err);
 

@@ -30,8 +30,8 @@ int bus_register(struct bus *bus, uint64_t base, uint64_t len,
 		return husk_err(err, EEXIST, "%s: %s at 0x%llx overlaps %s",
 		                bus->name, dev->name, (unsigned long long)base,
 		                (prev && prev->base + prev->len > base)
-		                        ? prev->dev.name
-		                        : next->dev.name);
+		                    ? prev->dev.name
+		                    : next->dev.name);
 	memmove(&bus->regions[at + 1], &bus->regions[at],
 	        (bus->n - at) * sizeof(bus->regions[0]));
 	bus->regions[at] = (struct bus_region){base, len, *dev};
@@ -56,8 +56,7 @@ static const struct bus_region *find(const struct bus *bus, uint64_t addr,
 	return NULL;
 }
 
-bool bus_read(const struct bus *bus, uint64_t addr, uint8_t *data,
-              uint32_t len)
+bool bus_read(const struct bus *bus, uint64_t addr, uint8_t *data, uint32_t len)
 {
 	const struct bus_region *r = find(bus, addr, len);
 	if (!r || !r->dev.read) {

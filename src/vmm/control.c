@@ -58,13 +58,13 @@ static void on_client(void *opaque, uint32_t events)
 	if (read_command(fd, cmd, sizeof(cmd)) == 0) {
 		if (!strcmp(cmd, "state")) {
 			char line[160];
-			int running = atomic_load(&c->vm->exit_reason) ==
-			              VM_EXIT_RUNNING;
+			int running =
+			    atomic_load(&c->vm->exit_reason) == VM_EXIT_RUNNING;
 			snprintf(line, sizeof(line),
 			         "{\"state\":\"%s\",\"cpus\":%d,"
 			         "\"memory_mib\":%llu,\"devices\":%u}\n",
-			         running ? "running" : "stopping",
-			         c->vm->ncpus, (unsigned long long)c->memory_mib,
+			         running ? "running" : "stopping", c->vm->ncpus,
+			         (unsigned long long)c->memory_mib,
 			         c->ndevices);
 			reply(fd, line);
 		} else if (!strcmp(cmd, "stop")) {

@@ -6,7 +6,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-
 enum {
 	CPUID_MAX_ENTRIES = 256,
 	MSR_IA32_TSC = 0x10,
@@ -52,7 +51,8 @@ static void adjust_cpuid(struct kvm_cpuid2 *cpuid, int index, int ncpus)
 		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
 		switch (e->function) {
 		case 1:
-			e->ebx = (e->ebx & 0x0000ffff) | ((uint32_t)index << 24) |
+			e->ebx = (e->ebx & 0x0000ffff) |
+			         ((uint32_t)index << 24) |
 			         ((uint32_t)ncpus << 16);
 			e->ecx |= 1u << 31; /* hypervisor */
 			if (ncpus > 1)
@@ -72,9 +72,15 @@ static void adjust_cpuid(struct kvm_cpuid2 *cpuid, int index, int ncpus)
 static int set_msrs(int fd, struct husk_error *err)
 {
 	static const uint32_t zeroed[] = {
-		MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP,
-		MSR_IA32_SYSENTER_EIP, MSR_STAR, MSR_LSTAR, MSR_CSTAR,
-		MSR_SYSCALL_MASK, MSR_KERNEL_GS_BASE, MSR_IA32_TSC,
+	    MSR_IA32_SYSENTER_CS,
+	    MSR_IA32_SYSENTER_ESP,
+	    MSR_IA32_SYSENTER_EIP,
+	    MSR_STAR,
+	    MSR_LSTAR,
+	    MSR_CSTAR,
+	    MSR_SYSCALL_MASK,
+	    MSR_KERNEL_GS_BASE,
+	    MSR_IA32_TSC,
 	};
 	enum { MAX_MSRS = 16 };
 	union {
@@ -122,15 +128,28 @@ static int set_long_mode_entry(int fd, const struct boot_entry *entry,
 	struct kvm_sregs s;
 	if (ioctl(fd, KVM_GET_SREGS, &s) < 0)
 		return husk_err_errno(err, errno, "KVM_GET_SREGS");
-	struct kvm_segment code = {
-		.base = 0, .limit = 0xffffffff, .selector = BOOT_CS,
-		.type = 11, .present = 1, .s = 1, .l = 1, .g = 1};
-	struct kvm_segment data = {
-		.base = 0, .limit = 0xffffffff, .selector = BOOT_DS,
-		.type = 3, .present = 1, .s = 1, .db = 1, .g = 1};
-	struct kvm_segment tss = {
-		.base = 0, .limit = 0xfffff, .selector = BOOT_TSS,
-		.type = 11, .present = 1, .g = 1};
+	struct kvm_segment code = {.base = 0,
+	                           .limit = 0xffffffff,
+	                           .selector = BOOT_CS,
+	                           .type = 11,
+	                           .present = 1,
+	                           .s = 1,
+	                           .l = 1,
+	                           .g = 1};
+	struct kvm_segment data = {.base = 0,
+	                           .limit = 0xffffffff,
+	                           .selector = BOOT_DS,
+	                           .type = 3,
+	                           .present = 1,
+	                           .s = 1,
+	                           .db = 1,
+	                           .g = 1};
+	struct kvm_segment tss = {.base = 0,
+	                          .limit = 0xfffff,
+	                          .selector = BOOT_TSS,
+	                          .type = 11,
+	                          .present = 1,
+	                          .g = 1};
 	s.cs = code;
 	s.ds = s.es = s.fs = s.gs = s.ss = data;
 	s.tr = tss;
@@ -139,17 +158,17 @@ static int set_long_mode_entry(int fd, const struct boot_entry *entry,
 	s.idt.base = 0;
 	s.idt.limit = 0;
 	s.cr3 = BOOT_PML4;
-	s.cr4 = 1u << 5;                      /* PAE */
+	s.cr4 = 1u << 5;                     /* PAE */
 	s.cr0 = (1u << 31) | (1u << 4) | 1u; /* PG | ET | PE */
-	s.efer = (1u << 8) | (1u << 10);      /* LME | LMA */
+	s.efer = (1u << 8) | (1u << 10);     /* LME | LMA */
 	if (ioctl(fd, KVM_SET_SREGS, &s) < 0)
 		return husk_err_errno(err, errno, "KVM_SET_SREGS");
 	struct kvm_regs r = {
-		.rip = entry->rip,
-		.rsi = entry->boot_params,
-		.rsp = BOOT_STACK,
-		.rbp = BOOT_STACK,
-		.rflags = 2,
+	    .rip = entry->rip,
+	    .rsi = entry->boot_params,
+	    .rsp = BOOT_STACK,
+	    .rbp = BOOT_STACK,
+	    .rflags = 2,
 	};
 	if (ioctl(fd, KVM_SET_REGS, &r) < 0)
 		return husk_err_errno(err, errno, "KVM_SET_REGS");

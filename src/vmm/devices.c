@@ -17,8 +17,8 @@
 static const unsigned virtio_irqs[] = {5,  6,  7,  9,  10, 11, 12,
                                        14, 15, 16, 17, 18, 19, 20};
 
-static int attach(struct vmm_devices *devs, struct vm *vm,
-                  struct vmm_virtio *v, struct husk_error *err)
+static int attach(struct vmm_devices *devs, struct vm *vm, struct vmm_virtio *v,
+                  struct husk_error *err)
 {
 	unsigned i = devs->n;
 	uint64_t base = VIRTIO_MMIO_BASE + (uint64_t)i * VIRTIO_MMIO_SIZE;

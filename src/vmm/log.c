@@ -16,7 +16,8 @@ void vmm_log_set_quiet(bool on)
 	quiet = on;
 }
 
-static void emit(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+static void emit(const char *fmt, va_list ap)
+    __attribute__((format(printf, 1, 0)));
 static void emit(const char *fmt, va_list ap)
 {
 	char line[1024];

@@ -104,7 +104,8 @@ int main(int argc, char **argv)
 	if (vm_create(&vm, opt.memory_mib << 20, opt.cpus, &err) < 0 ||
 	    evloop_init(&loop, &err) < 0)
 		goto out;
-	evloop_watch(&loop, vm.stop_eventfd, EPOLLIN, on_stop, &vm.stop_eventfd);
+	evloop_watch(&loop, vm.stop_eventfd, EPOLLIN, on_stop,
+	             &vm.stop_eventfd);
 	evloop_watch(&loop, sfd, EPOLLIN, on_signal, &sfd);
 	serial_init(&com1, opt.console_fd, serial_irq, &vm);
 	struct bus_device com1_dev = serial_bus_device(&com1);

@@ -66,8 +66,7 @@ static void add_interrupt(struct mp_writer *w, uint8_t type, uint8_t kind,
 	e[7] = dst_pin;
 }
 
-int boot_write_mptable(struct guest_mem *mem, int ncpus,
-                       struct husk_error *err)
+int boot_write_mptable(struct guest_mem *mem, int ncpus, struct husk_error *err)
 {
 	if (ncpus < 1 || ncpus > 32)
 		return husk_err(err, EINVAL, "MP table: %d CPUs", ncpus);

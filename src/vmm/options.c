@@ -12,21 +12,22 @@
 #include "vm.h"
 
 static const char usage[] =
-        "usage: husk-vmm --kernel PATH [options]\n"
-        "  --kernel PATH          vmlinux (ELF) or bzImage\n"
-        "  --initrd PATH          initramfs\n"
-        "  --cmdline STRING       kernel command line (default: \"" VMM_DEFAULT_CMDLINE "\")\n"
-        "  --memory MIB           guest RAM (default 256)\n"
-        "  --cpus N               vCPUs, 1..32 (default 1)\n"
-        "  --disk PATH[,ro][,serial=ID]  virtio-blk disk (repeatable)\n"
-        "  --port NAME=unix:PATH|NAME=fd:N  virtio-console port (repeatable)\n"
-        "  --rng                  virtio-rng\n"
-        "  --serial-log PATH      serial console to a file (default stdout)\n"
-        "  --control PATH         control socket\n"
-        "  --no-seccomp           do not sandbox (debugging only)\n"
-        "  --debug                log more\n"
-        "exit status: 0 poweroff, 1 husk-vmm error, 2 guest reboot, 3 triple\n"
-        "fault, 4 guest crash, 5 no usable KVM, 6 stopped on request\n";
+    "usage: husk-vmm --kernel PATH [options]\n"
+    "  --kernel PATH          vmlinux (ELF) or bzImage\n"
+    "  --initrd PATH          initramfs\n"
+    "  --cmdline STRING       kernel command line (default: "
+    "\"" VMM_DEFAULT_CMDLINE "\")\n"
+    "  --memory MIB           guest RAM (default 256)\n"
+    "  --cpus N               vCPUs, 1..32 (default 1)\n"
+    "  --disk PATH[,ro][,serial=ID]  virtio-blk disk (repeatable)\n"
+    "  --port NAME=unix:PATH|NAME=fd:N  virtio-console port (repeatable)\n"
+    "  --rng                  virtio-rng\n"
+    "  --serial-log PATH      serial console to a file (default stdout)\n"
+    "  --control PATH         control socket\n"
+    "  --no-seccomp           do not sandbox (debugging only)\n"
+    "  --debug                log more\n"
+    "exit status: 0 poweroff, 1 husk-vmm error, 2 guest reboot, 3 triple\n"
+    "fault, 4 guest crash, 5 no usable KVM, 6 stopped on request\n";
 
 static int parse_uint(const char *s, unsigned long long min,
                       unsigned long long max, unsigned long long *out)
@@ -60,7 +61,8 @@ static int parse_disk(char *arg, struct vmm_disk *d, struct husk_error *err)
 			d->serial = tok + 7;
 		else
 			return husk_err(err, EINVAL,
-			                "--disk: unknown or bad option '%s'", tok);
+			                "--disk: unknown or bad option '%s'",
+			                tok);
 	}
 	return 0;
 }
@@ -79,10 +81,11 @@ static int parse_port(char *arg, struct vmm_port *p, struct husk_error *err)
 		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
 		      (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' ||
 		      *c == '_'))
-			return husk_err(err, EINVAL,
-			                "--port name '%s': use letters, digits, "
-			                ". - _",
-			                p->name);
+			return husk_err(
+			    err, EINVAL,
+			    "--port name '%s': use letters, digits, "
+			    ". - _",
+			    p->name);
 	}
 	if (strlen(p->name) > 64)
 		return husk_err(err, EINVAL, "--port name longer than 64");
@@ -105,24 +108,36 @@ static int parse_port(char *arg, struct vmm_port *p, struct husk_error *err)
 int vmm_parse_options(int argc, char **argv, struct vmm_options *opt,
                       struct husk_error *err)
 {
-	enum { O_KERNEL = 256, O_INITRD, O_CMDLINE, O_MEMORY, O_CPUS, O_DISK,
-	       O_PORT, O_RNG, O_SERIAL_LOG, O_CONTROL, O_NO_SECCOMP, O_DEBUG,
-	       O_HELP };
+	enum {
+		O_KERNEL = 256,
+		O_INITRD,
+		O_CMDLINE,
+		O_MEMORY,
+		O_CPUS,
+		O_DISK,
+		O_PORT,
+		O_RNG,
+		O_SERIAL_LOG,
+		O_CONTROL,
+		O_NO_SECCOMP,
+		O_DEBUG,
+		O_HELP
+	};
 	static const struct option longopts[] = {
-		{"kernel", required_argument, NULL, O_KERNEL},
-		{"initrd", required_argument, NULL, O_INITRD},
-		{"cmdline", required_argument, NULL, O_CMDLINE},
-		{"memory", required_argument, NULL, O_MEMORY},
-		{"cpus", required_argument, NULL, O_CPUS},
-		{"disk", required_argument, NULL, O_DISK},
-		{"port", required_argument, NULL, O_PORT},
-		{"rng", no_argument, NULL, O_RNG},
-		{"serial-log", required_argument, NULL, O_SERIAL_LOG},
-		{"control", required_argument, NULL, O_CONTROL},
-		{"no-seccomp", no_argument, NULL, O_NO_SECCOMP},
-		{"debug", no_argument, NULL, O_DEBUG},
-		{"help", no_argument, NULL, O_HELP},
-		{0},
+	    {"kernel", required_argument, NULL, O_KERNEL},
+	    {"initrd", required_argument, NULL, O_INITRD},
+	    {"cmdline", required_argument, NULL, O_CMDLINE},
+	    {"memory", required_argument, NULL, O_MEMORY},
+	    {"cpus", required_argument, NULL, O_CPUS},
+	    {"disk", required_argument, NULL, O_DISK},
+	    {"port", required_argument, NULL, O_PORT},
+	    {"rng", no_argument, NULL, O_RNG},
+	    {"serial-log", required_argument, NULL, O_SERIAL_LOG},
+	    {"control", required_argument, NULL, O_CONTROL},
+	    {"no-seccomp", no_argument, NULL, O_NO_SECCOMP},
+	    {"debug", no_argument, NULL, O_DEBUG},
+	    {"help", no_argument, NULL, O_HELP},
+	    {0},
 	};
 	memset(opt, 0, sizeof(*opt));
 	opt->cmdline = VMM_DEFAULT_CMDLINE;
@@ -143,11 +158,12 @@ int vmm_parse_options(int argc, char **argv, struct vmm_options *opt,
 		case O_INITRD: opt->initrd = optarg; break;
 		case O_CMDLINE: opt->cmdline = optarg; break;
 		case O_MEMORY:
-			/* At least 32 MiB: a kernel and its initramfs must fit. */
+			/* At least 32 MiB: a kernel and its initramfs must fit.
+			 */
 			if (parse_uint(optarg, 32, 1u << 20, &v) < 0)
-				return husk_err(err, EINVAL,
-				                "--memory '%s': MiB, 32..1048576",
-				                optarg);
+				return husk_err(
+				    err, EINVAL,
+				    "--memory '%s': MiB, 32..1048576", optarg);
 			opt->memory_mib = v;
 			break;
 		case O_CPUS:
@@ -186,13 +202,15 @@ int vmm_parse_options(int argc, char **argv, struct vmm_options *opt,
 			 * whose word optind has not passed yet: name it by
 			 * optopt, not by a neighbouring word. */
 			if (optopt > 0 && optopt < O_KERNEL)
-				return husk_err(err, EINVAL,
-				                "unknown option '-%c' (see --help)",
-				                optopt);
-			return husk_err(err, EINVAL,
-			                "unknown or incomplete option '%s' (see "
-			                "--help)",
-			                argv[optind - 1]);
+				return husk_err(
+				    err, EINVAL,
+				    "unknown option '-%c' (see --help)",
+				    optopt);
+			return husk_err(
+			    err, EINVAL,
+			    "unknown or incomplete option '%s' (see "
+			    "--help)",
+			    argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
@@ -208,8 +226,8 @@ int vmm_parse_options(int argc, char **argv, struct vmm_options *opt,
 				                opt->ports[i].name);
 	if (opt->console_path) {
 		opt->console_fd =
-		        open(opt->console_path,
-		             O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		    open(opt->console_path,
+		         O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 		if (opt->console_fd < 0)
 			return husk_err_errno(err, errno, "--serial-log %s",
 			                      opt->console_path);
@@ -223,10 +241,9 @@ int vmm_build_cmdline(const struct vmm_options *opt,
 {
 	size_t used = (size_t)snprintf(buf, len, "%s", opt->cmdline);
 	for (unsigned i = 0; i < nslots && used < len; i++)
-		used += (size_t)snprintf(buf + used, len - used,
-		                         " virtio_mmio.device=4K@0x%llx:%u",
-		                         (unsigned long long)slots[i].base,
-		                         slots[i].irq);
+		used += (size_t)snprintf(
+		    buf + used, len - used, " virtio_mmio.device=4K@0x%llx:%u",
+		    (unsigned long long)slots[i].base, slots[i].irq);
 	if (used >= len)
 		return husk_err(err, E2BIG,
 		                "kernel command line longer than %zu bytes",

@@ -9,8 +9,8 @@
 
 #include "husk/error.h"
 
-#define VMM_MAX_DISKS 8
-#define VMM_MAX_PORTS 8
+#define VMM_MAX_DISKS       8
+#define VMM_MAX_PORTS       8
 #define VMM_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"
 
 struct vmm_disk {

@@ -20,58 +20,58 @@ struct rule {
 /* Every syscall a running husk-vmm makes, and why. Anything else traps
  * (SIGSYS): the handler names the syscall and the process ends. */
 static const struct rule allowed[] = {
-	{SCMP_SYS(read), "console sockets, eventfds, signalfd"},
-	{SCMP_SYS(write), "serial output, console sockets, eventfds, irqfds"},
-	{SCMP_SYS(readv), "virtio-blk reads into guest buffers"},
-	{SCMP_SYS(writev), "virtio-blk writes from guest buffers"},
-	{SCMP_SYS(pread64), "virtio-blk"},
-	{SCMP_SYS(pwrite64), "virtio-blk"},
-	{SCMP_SYS(preadv), "virtio-blk"},
-	{SCMP_SYS(pwritev), "virtio-blk"},
-	{SCMP_SYS(fdatasync), "virtio-blk flush"},
-	{SCMP_SYS(fsync), "virtio-blk flush"},
-	{SCMP_SYS(lseek), "virtio-blk"},
-	{SCMP_SYS(getrandom), "virtio-rng"},
-	{SCMP_SYS(epoll_wait), "main loop"},
-	{SCMP_SYS(epoll_pwait), "main loop"},
-	{SCMP_SYS(epoll_ctl), "main loop: console peers come and go"},
-	{SCMP_SYS(accept4), "console ports and the control socket"},
-	{SCMP_SYS(poll), "control socket: read a command with a limit"},
-	{SCMP_SYS(close), "console peers leave; teardown"},
-	{SCMP_SYS(unlink), "console socket removed at teardown"},
-	{SCMP_SYS(futex), "device locks, thread join"},
-	{SCMP_SYS(rt_sigreturn), "return from the vCPU kick handler"},
-	{SCMP_SYS(rt_sigprocmask), "thread start and exit"},
-	{SCMP_SYS(tgkill), "kick vCPU threads out of KVM_RUN"},
-	{SCMP_SYS(getpid), "tgkill"},
-	{SCMP_SYS(gettid), "tgkill"},
-	{SCMP_SYS(munmap), "free() of large blocks, teardown"},
-	{SCMP_SYS(madvise), "free() returns memory; thread exit"},
-	{SCMP_SYS(brk), "malloc"},
-	{SCMP_SYS(exit), "vCPU thread ends"},
-	{SCMP_SYS(exit_group), "husk-vmm ends"},
-	{SCMP_SYS(clock_gettime), "timestamps, when the vDSO is not used"},
-	{SCMP_SYS(fstat), "stdio's first use of stderr"},
-	{SCMP_SYS(newfstatat), "stdio's first use of stderr"},
+    {SCMP_SYS(read), "console sockets, eventfds, signalfd"},
+    {SCMP_SYS(write), "serial output, console sockets, eventfds, irqfds"},
+    {SCMP_SYS(readv), "virtio-blk reads into guest buffers"},
+    {SCMP_SYS(writev), "virtio-blk writes from guest buffers"},
+    {SCMP_SYS(pread64), "virtio-blk"},
+    {SCMP_SYS(pwrite64), "virtio-blk"},
+    {SCMP_SYS(preadv), "virtio-blk"},
+    {SCMP_SYS(pwritev), "virtio-blk"},
+    {SCMP_SYS(fdatasync), "virtio-blk flush"},
+    {SCMP_SYS(fsync), "virtio-blk flush"},
+    {SCMP_SYS(lseek), "virtio-blk"},
+    {SCMP_SYS(getrandom), "virtio-rng"},
+    {SCMP_SYS(epoll_wait), "main loop"},
+    {SCMP_SYS(epoll_pwait), "main loop"},
+    {SCMP_SYS(epoll_ctl), "main loop: console peers come and go"},
+    {SCMP_SYS(accept4), "console ports and the control socket"},
+    {SCMP_SYS(poll), "control socket: read a command with a limit"},
+    {SCMP_SYS(close), "console peers leave; teardown"},
+    {SCMP_SYS(unlink), "console socket removed at teardown"},
+    {SCMP_SYS(futex), "device locks, thread join"},
+    {SCMP_SYS(rt_sigreturn), "return from the vCPU kick handler"},
+    {SCMP_SYS(rt_sigprocmask), "thread start and exit"},
+    {SCMP_SYS(tgkill), "kick vCPU threads out of KVM_RUN"},
+    {SCMP_SYS(getpid), "tgkill"},
+    {SCMP_SYS(gettid), "tgkill"},
+    {SCMP_SYS(munmap), "free() of large blocks, teardown"},
+    {SCMP_SYS(madvise), "free() returns memory; thread exit"},
+    {SCMP_SYS(brk), "malloc"},
+    {SCMP_SYS(exit), "vCPU thread ends"},
+    {SCMP_SYS(exit_group), "husk-vmm ends"},
+    {SCMP_SYS(clock_gettime), "timestamps, when the vDSO is not used"},
+    {SCMP_SYS(fstat), "stdio's first use of stderr"},
+    {SCMP_SYS(newfstatat), "stdio's first use of stderr"},
 #if defined(__SANITIZE_ADDRESS__)
-	/* Sanitizer builds only (tests): ASan's allocator and reports. */
-	{SCMP_SYS(sched_yield), "ASan"},
-	{SCMP_SYS(sigaltstack), "ASan"},
-	{SCMP_SYS(rt_sigaction), "ASan"},
-	{SCMP_SYS(open), "ASan reports"},
-	{SCMP_SYS(openat), "ASan reports"},
-	{SCMP_SYS(readlink), "ASan reports"},
-	{SCMP_SYS(getppid), "ASan"},
-	{SCMP_SYS(sched_getaffinity), "ASan"},
-	{SCMP_SYS(getrlimit), "ASan"},
-	{SCMP_SYS(prlimit64), "ASan"},
+    /* Sanitizer builds only (tests): ASan's allocator and reports. */
+    {SCMP_SYS(sched_yield), "ASan"},
+    {SCMP_SYS(sigaltstack), "ASan"},
+    {SCMP_SYS(rt_sigaction), "ASan"},
+    {SCMP_SYS(open), "ASan reports"},
+    {SCMP_SYS(openat), "ASan reports"},
+    {SCMP_SYS(readlink), "ASan reports"},
+    {SCMP_SYS(getppid), "ASan"},
+    {SCMP_SYS(sched_getaffinity), "ASan"},
+    {SCMP_SYS(getrlimit), "ASan"},
+    {SCMP_SYS(prlimit64), "ASan"},
 #endif
 };
 
 /* ioctl only on these requests: the vCPU loop, the serial IRQ line,
  * register dumps after a guest crash, and isatty() in stdio. */
 static const unsigned long allowed_ioctls[] = {
-	KVM_RUN, KVM_IRQ_LINE, KVM_GET_REGS, KVM_GET_SREGS, TCGETS,
+    KVM_RUN, KVM_IRQ_LINE, KVM_GET_REGS, KVM_GET_SREGS, TCGETS,
 };
 
 static bool sandboxed;
@@ -132,11 +132,13 @@ int sandbox_enter(struct husk_error *err)
 	/* malloc in a vCPU thread may create or grow an arena: mmap and
 	 * mprotect, but never executable memory. */
 	if (rc == 0)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
-		                      SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+		rc =
+		    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
+		                     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
 	if (rc == 0)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
-		                      SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+		rc =
+		    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
+		                     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
 	if (rc == 0)
 		rc = seccomp_load(ctx);
 	seccomp_release(ctx);

@@ -70,7 +70,7 @@ static void transmit(struct serial *s, uint8_t byte)
 	if (s->mcr & MCR_LOOP) {
 		if (s->rx_len < SERIAL_FIFO_SIZE) {
 			s->rx[(s->rx_head + s->rx_len++) % SERIAL_FIFO_SIZE] =
-			        byte;
+			    byte;
 			s->lsr |= LSR_DR;
 		}
 		return;
@@ -198,7 +198,8 @@ unsigned serial_input(struct serial *s, const uint8_t *data, unsigned len)
 	uint8_t before = pending_iir(s);
 	unsigned n = 0;
 	while (n < len && s->rx_len < SERIAL_FIFO_SIZE) {
-		s->rx[(s->rx_head + s->rx_len++) % SERIAL_FIFO_SIZE] = data[n++];
+		s->rx[(s->rx_head + s->rx_len++) % SERIAL_FIFO_SIZE] =
+		    data[n++];
 		s->lsr |= LSR_DR;
 	}
 	if (n)

@@ -25,8 +25,8 @@ static void dump_registers(struct vcpu *c)
 	        r.rip, r.rsp, r.rflags);
 	vmm_log("vcpu%d: rax=%016llx rbx=%016llx rcx=%016llx rdx=%016llx",
 	        c->index, r.rax, r.rbx, r.rcx, r.rdx);
-	vmm_log("vcpu%d: rsi=%016llx rdi=%016llx rbp=%016llx", c->index,
-	        r.rsi, r.rdi, r.rbp);
+	vmm_log("vcpu%d: rsi=%016llx rdi=%016llx rbp=%016llx", c->index, r.rsi,
+	        r.rdi, r.rbp);
 	vmm_log("vcpu%d: cr0=%llx cr2=%llx cr3=%llx cr4=%llx efer=%llx "
 	        "cs=%04x",
 	        c->index, s.cr0, s.cr2, s.cr3, s.cr4, s.efer, s.cs.selector);
@@ -55,10 +55,10 @@ static int on_mmio(struct vcpu *c)
 	if (len == 0 || len > sizeof(run->mmio.data))
 		return 0;
 	bool claimed = run->mmio.is_write
-	                       ? bus_write(&c->vm->mmio, run->mmio.phys_addr,
-	                                   run->mmio.data, len)
-	                       : bus_read(&c->vm->mmio, run->mmio.phys_addr,
-	                                  run->mmio.data, len);
+	                   ? bus_write(&c->vm->mmio, run->mmio.phys_addr,
+	                               run->mmio.data, len)
+	                   : bus_read(&c->vm->mmio, run->mmio.phys_addr,
+	                              run->mmio.data, len);
 	if (!claimed)
 		vmm_debug("vcpu%d: unclaimed MMIO %s at 0x%llx", c->index,
 		          run->mmio.is_write ? "write" : "read",
@@ -103,19 +103,19 @@ static int on_fail_entry(struct vcpu *c)
 {
 	vmm_log("vcpu%d: KVM_EXIT_FAIL_ENTRY, reason 0x%llx", c->index,
 	        (unsigned long long)
-	                c->run->fail_entry.hardware_entry_failure_reason);
+	            c->run->fail_entry.hardware_entry_failure_reason);
 	dump_registers(c);
 	vm_request_exit(c->vm, VM_EXIT_CRASH);
 	return -1;
 }
 
 static const exit_handler handlers[] = {
-	[KVM_EXIT_IO] = on_io,
-	[KVM_EXIT_MMIO] = on_mmio,
-	[KVM_EXIT_SHUTDOWN] = on_shutdown,
-	[KVM_EXIT_SYSTEM_EVENT] = on_system_event,
-	[KVM_EXIT_INTERNAL_ERROR] = on_internal_error,
-	[KVM_EXIT_FAIL_ENTRY] = on_fail_entry,
+    [KVM_EXIT_IO] = on_io,
+    [KVM_EXIT_MMIO] = on_mmio,
+    [KVM_EXIT_SHUTDOWN] = on_shutdown,
+    [KVM_EXIT_SYSTEM_EVENT] = on_system_event,
+    [KVM_EXIT_INTERNAL_ERROR] = on_internal_error,
+    [KVM_EXIT_FAIL_ENTRY] = on_fail_entry,
 };
 
 static void *vcpu_thread(void *arg)
@@ -137,8 +137,8 @@ static void *vcpu_thread(void *arg)
 		}
 		uint32_t reason = c->run->exit_reason;
 		exit_handler h = reason < sizeof(handlers) / sizeof(handlers[0])
-		                         ? handlers[reason]
-		                         : NULL;
+		                     ? handlers[reason]
+		                     : NULL;
 		if (!h) {
 			vmm_log("vcpu%d: unexpected exit %u", c->index, reason);
 			dump_registers(c);

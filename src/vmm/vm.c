@@ -23,13 +23,13 @@ static int check_extensions(int kvm, struct husk_error *err)
 		int cap;
 		const char *name;
 	} needed[] = {
-		{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
-		{KVM_CAP_PIT2, "KVM_CAP_PIT2"},
-		{KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
-		{KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
-		{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
-		{KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
-		{KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+	    {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
+	    {KVM_CAP_PIT2, "KVM_CAP_PIT2"},
+	    {KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
+	    {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
+	    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+	    {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
+	    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
 	};
 	for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
 		if (ioctl(kvm, KVM_CHECK_EXTENSION, needed[i].cap) <= 0)
@@ -44,14 +44,14 @@ static int add_memory_slots(struct vm *vm, struct husk_error *err)
 	for (unsigned i = 0; i < vm->mem.nregions; i++) {
 		const struct guest_mem_region *r = &vm->mem.regions[i];
 		struct kvm_userspace_memory_region slot = {
-			.slot = i,
-			.guest_phys_addr = r->gpa,
-			.memory_size = r->size,
-			.userspace_addr = (uintptr_t)(vm->mem.base + r->offset),
+		    .slot = i,
+		    .guest_phys_addr = r->gpa,
+		    .memory_size = r->size,
+		    .userspace_addr = (uintptr_t)(vm->mem.base + r->offset),
 		};
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
-			return husk_err_errno(err, errno,
-			                      "KVM_SET_USER_MEMORY_REGION %u", i);
+			return husk_err_errno(
+			    err, errno, "KVM_SET_USER_MEMORY_REGION %u", i);
 	}
 	return 0;
 }
@@ -74,7 +74,8 @@ int vm_create(struct vm *vm, uint64_t mem_size, int ncpus,
 	if (vm->kvm_fd < 0)
 		return husk_err_errno(err, errno, "/dev/kvm");
 	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
-		return husk_err(err, ENOTSUP, "/dev/kvm: unexpected API version");
+		return husk_err(err, ENOTSUP,
+		                "/dev/kvm: unexpected API version");
 	if ((rc = check_extensions(vm->kvm_fd, err)) < 0)
 		return rc;
 	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);

@@ -24,7 +24,7 @@ enum vm_exit {
 	VM_EXIT_TRIPLE_FAULT = 3, /* KVM_EXIT_SHUTDOWN (reboot=t, or a crash) */
 	VM_EXIT_CRASH = 4,        /* KVM could not go on: internal error etc. */
 	VM_EXIT_NO_KVM = 5,       /* this host's /dev/kvm cannot run a guest */
-	VM_EXIT_STOPPED = 6,      /* stopped on request (control socket, signal) */
+	VM_EXIT_STOPPED = 6, /* stopped on request (control socket, signal) */
 };
 
 struct vcpu {

@@ -8,8 +8,8 @@
  *
  * The host side puts "HUSK-DISK-0" at the start of the first disk and
  * verifies, after the VM is gone, that "GUEST-WROTE-THIS" landed at offset
- * 4096; the second disk is read-only (and must stay unchanged); a console port named "check" gets a
- * line from the host and answers "guest-got:<line>".
+ * 4096; the second disk is read-only (and must stay unchanged); a console port
+ * named "check" gets a line from the host and answers "guest-got:<line>".
  */
 #include <dirent.h>
 #include <errno.h>
@@ -61,8 +61,8 @@ static void count_virtio(int *blk, int *console, int *rng)
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
 		char path[300], id[32];
-		snprintf(path, sizeof(path), "/sys/bus/virtio/devices/%s/device",
-		         e->d_name);
+		snprintf(path, sizeof(path),
+		         "/sys/bus/virtio/devices/%s/device", e->d_name);
 		if (read_file(path, id, sizeof(id)) < 0)
 			continue;
 		long v = strtol(id, NULL, 16);

@@ -110,8 +110,8 @@ static void flush_control(struct console *c)
 			memcpy(buf + 8, c->ports[m->id].name, n);
 			len += (uint32_t)n;
 		}
-		uint64_t w = virtq_chain_write(c->dev->mem, &c->chain, 0, buf,
-		                               len);
+		uint64_t w =
+		    virtq_chain_write(c->dev->mem, &c->chain, 0, buf, len);
 		vmm_debug("console: control to driver: id %u event %u value "
 		          "%u (%llu bytes)",
 		          m->id, m->event, m->value, (unsigned long long)w);
@@ -130,7 +130,7 @@ static void send_control(struct console *c, uint32_t id, uint16_t event,
 		return;
 	}
 	c->ctl[(c->ctl_head + c->ctl_len++) % CTL_PENDING] =
-	        (struct ctl_msg){id, event, value};
+	    (struct ctl_msg){id, event, value};
 	flush_control(c);
 }
 
@@ -151,9 +151,9 @@ static void deliver_rx(struct port *p)
 	int rc;
 	while (p->pend_len && p->guest_open && c->dev->queues[q].ready &&
 	       virtio_dev_live(c->dev) && pop(c, q, &rc)) {
-		uint64_t w = virtq_chain_write(c->dev->mem, &c->chain, 0,
-		                               p->pending + p->pend_off,
-		                               p->pend_len);
+		uint64_t w =
+		    virtq_chain_write(c->dev->mem, &c->chain, 0,
+		                      p->pending + p->pend_off, p->pend_len);
 		virtio_dev_complete(c->dev, q, c->chain.head, (uint32_t)w);
 		vmm_debug("console: port %s: %llu bytes to the guest", p->name,
 		          (unsigned long long)w);
@@ -196,11 +196,11 @@ static void drain_tx(struct port *p)
 			const struct virtq_buf *b = &c->chain.buf[i];
 			if (b->device_writable)
 				break;
-			const uint8_t *src = guest_ptr(c->dev->mem, b->addr,
-			                               b->len);
+			const uint8_t *src =
+			    guest_ptr(c->dev->mem, b->addr, b->len);
 			for (uint32_t done = 0; src && done < b->len;) {
-				ssize_t n = write(p->fd, src + done,
-				                  b->len - done);
+				ssize_t n =
+				    write(p->fd, src + done, b->len - done);
 				if (n < 0 && errno == EINTR)
 					continue;
 				if (n <= 0) {
@@ -247,7 +247,8 @@ static void console_notify(struct virtio_dev *d, uint16_t q)
 		while (pop(c, q, &rc)) {
 			uint8_t raw[8];
 			struct ctl_msg m = {0};
-			if (virtq_chain_read(d->mem, &c->chain, 0, raw, 8) == 8) {
+			if (virtq_chain_read(d->mem, &c->chain, 0, raw, 8) ==
+			    8) {
 				memcpy(&m.id, raw, 4);
 				memcpy(&m.event, raw + 4, 2);
 				memcpy(&m.value, raw + 6, 2);
@@ -310,7 +311,7 @@ static void start_reading(struct port *p)
 {
 	if (p->fd >= 0 && !p->reading && !p->pend_len &&
 	    evloop_watch(p->con->loop, p->fd, EPOLLIN, on_peer_readable, p) ==
-	            0)
+	        0)
 		p->reading = true;
 }
 
@@ -352,8 +353,10 @@ static int listen_on(struct port *p, const char *path, struct husk_error *err)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return husk_err(err, ENAMETOOLONG, "port %s: socket path too "
-		                "long", p->name);
+		return husk_err(err, ENAMETOOLONG,
+		                "port %s: socket path too "
+		                "long",
+		                p->name);
 	strcpy(sa.sun_path, path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -371,7 +374,7 @@ static int listen_on(struct port *p, const char *path, struct husk_error *err)
 }
 
 static void console_config_read(struct virtio_dev *d, uint32_t offset,
-                                 uint8_t *data, uint32_t len)
+                                uint8_t *data, uint32_t len)
 {
 	struct console *c = d->priv;
 	uint8_t cfg[12] = {0}; /* cols, rows, max_nr_ports, emerg_wr */
@@ -389,11 +392,11 @@ static void console_reset(struct virtio_dev *d)
 }
 
 static const struct virtio_dev_ops console_ops = {
-	.name = "console",
-	.device_id = VIRTIO_ID_CONSOLE,
-	.config_read = console_config_read,
-	.notify = console_notify,
-	.reset = console_reset,
+    .name = "console",
+    .device_id = VIRTIO_ID_CONSOLE,
+    .config_read = console_config_read,
+    .notify = console_notify,
+    .reset = console_reset,
 };
 
 int virtio_console_init(struct virtio_dev *d, const struct guest_mem *mem,
@@ -447,8 +450,9 @@ int virtio_console_init(struct virtio_dev *d, const struct guest_mem *mem,
 		} else {
 			p->fd = fcntl(ports[i].fd, F_DUPFD_CLOEXEC, 3);
 			if (p->fd < 0)
-				rc = husk_err_errno(err, errno, "port %s: fd %d",
-				                    p->name, ports[i].fd);
+				rc =
+				    husk_err_errno(err, errno, "port %s: fd %d",
+				                   p->name, ports[i].fd);
 			else
 				start_reading(p);
 		}
