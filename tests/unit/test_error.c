@@ -11,8 +11,7 @@
 static void returns_negative_code_and_message(void **state)
 {
 	struct husk_error e = {0};
-	assert_int_equal(husk_err(&e, EINVAL, "bad --cpus '%s'", "x"),
-			 -EINVAL);
+	assert_int_equal(husk_err(&e, EINVAL, "bad --cpus '%s'", "x"), -EINVAL);
 	assert_int_equal(e.code, EINVAL);
 	assert_string_equal(e.msg, "bad --cpus 'x'");
 }
@@ -50,11 +49,11 @@ static void long_message_is_truncated_and_terminated(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(returns_negative_code_and_message),
-		cmocka_unit_test(appends_strerror),
-		cmocka_unit_test(non_positive_code_still_fails),
-		cmocka_unit_test(null_error_is_allowed),
-		cmocka_unit_test(long_message_is_truncated_and_terminated),
+	    cmocka_unit_test(returns_negative_code_and_message),
+	    cmocka_unit_test(appends_strerror),
+	    cmocka_unit_test(non_positive_code_still_fails),
+	    cmocka_unit_test(null_error_is_allowed),
+	    cmocka_unit_test(long_message_is_truncated_and_terminated),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,25 +14,25 @@
 static void classify_follows_the_facts(void **state)
 {
 	assert_int_equal(husk_kvm_classify(HUSK_PROBE_GUEST_NOT_RUN, false),
-			 HUSK_KVM_NONE);
+	                 HUSK_KVM_NONE);
 	assert_int_equal(husk_kvm_classify(HUSK_PROBE_GUEST_OK, false),
-			 HUSK_KVM_HARDWARE);
+	                 HUSK_KVM_HARDWARE);
 	assert_int_equal(
-		husk_kvm_classify(HUSK_PROBE_GUEST_INTERNAL_ERROR, false),
-		HUSK_KVM_PVM);
+	    husk_kvm_classify(HUSK_PROBE_GUEST_INTERNAL_ERROR, false),
+	    HUSK_KVM_PVM);
 	assert_int_equal(husk_kvm_classify(HUSK_PROBE_GUEST_FAILED, false),
-			 HUSK_KVM_UNUSABLE);
+	                 HUSK_KVM_UNUSABLE);
 	assert_int_equal(husk_kvm_classify(HUSK_PROBE_GUEST_NOT_KVM, false),
-			 HUSK_KVM_UNUSABLE);
+	                 HUSK_KVM_UNUSABLE);
 }
 
 static void pvm_module_is_never_hardware(void **state)
 {
 	/* Even when the small probe guest gets through. */
 	assert_int_equal(husk_kvm_classify(HUSK_PROBE_GUEST_OK, true),
-			 HUSK_KVM_PVM);
+	                 HUSK_KVM_PVM);
 	assert_int_equal(husk_kvm_classify(HUSK_PROBE_GUEST_FAILED, true),
-			 HUSK_KVM_PVM);
+	                 HUSK_KVM_PVM);
 }
 
 static void names_and_consequences(void **state)
@@ -49,9 +49,8 @@ static void missing_device_means_none(void **state)
 {
 	struct husk_kvm_report r;
 	struct husk_error e = {0};
-	assert_int_equal(husk_kvm_probe("/nonexistent/kvm", "/nonexistent",
-					&r, &e),
-			 0);
+	assert_int_equal(
+	    husk_kvm_probe("/nonexistent/kvm", "/nonexistent", &r, &e), 0);
 	assert_int_equal(r.kind, HUSK_KVM_NONE);
 	assert_int_equal(r.api_version, 0);
 	assert_non_null(strstr(r.detail, "/nonexistent/kvm"));
@@ -101,12 +100,12 @@ static void modules_are_read_from_the_given_directory(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(classify_follows_the_facts),
-		cmocka_unit_test(pvm_module_is_never_hardware),
-		cmocka_unit_test(names_and_consequences),
-		cmocka_unit_test(missing_device_means_none),
-		cmocka_unit_test(a_device_that_is_not_kvm_is_unusable),
-		cmocka_unit_test(modules_are_read_from_the_given_directory),
+	    cmocka_unit_test(classify_follows_the_facts),
+	    cmocka_unit_test(pvm_module_is_never_hardware),
+	    cmocka_unit_test(names_and_consequences),
+	    cmocka_unit_test(missing_device_means_none),
+	    cmocka_unit_test(a_device_that_is_not_kvm_is_unusable),
+	    cmocka_unit_test(modules_are_read_from_the_given_directory),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,7 @@
 #include "../../src/vmm/virtio/blk.h"
 #include "../../src/vmm/virtio/device.h"
 #include "../../src/vmm/virtio/virtq.h"
+#include "fake_driver.h"
 
 #define MEM_SIZE 0x40000ULL
 #define QNUM     64
@@ -44,16 +45,6 @@
 #define SECTOR  512u
 
 #define WR VIRTQ_DESC_F_WRITE
-
-#define LIVE                                                                   \
-	(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |                    \
-	 VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK)
-
-struct seg {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags; /* 0: device-readable, WR: device-writable */
-};
 
 struct fx {
 	uint8_t *buf;
@@ -76,12 +67,7 @@ static uint8_t pattern(uint64_t off)
 static void count_irq(struct virtio_dev *d, uint32_t reason)
 {
 	struct fx *f = d->transport;
-	if (reason == VIRTIO_INT_USED_BUFFER)
-		f->used_irqs++;
-	else if (reason == VIRTIO_INT_CONFIG)
-		f->config_irqs++;
-	else
-		fail_msg("interrupt reason %u", reason);
+	drv_count_irq(reason, &f->used_irqs, &f->config_irqs);
 }
 
 /* What the transport does once the driver has set up queue 0 and written
@@ -89,25 +75,15 @@ static void count_irq(struct virtio_dev *d, uint32_t reason)
 static void start_device(struct fx *f, bool indirect, bool event_idx)
 {
 	struct virtq *q = &f->d.queues[0];
-	struct husk_error e = {0};
 
 	memset(f->buf, 0, 0x3000); /* rings */
 	f->avail_idx = 0;
 	f->next_desc = 0;
-	f->d.transport = f;
-	f->d.raise_irq = count_irq;
-	f->d.status = LIVE;
-	f->d.interrupt_status = 0;
-	f->d.driver_features = f->d.device_features;
-	virtq_reset(q);
-	q->num = QNUM;
-	q->desc = DESC;
-	q->avail = AVAIL;
-	q->used = USED;
+	drv_go_live(&f->d, f, count_irq);
+	drv_queue_layout(q, QNUM, DESC, AVAIL, USED);
 	q->indirect = indirect;
 	q->event_idx = event_idx;
-	assert_int_equal(virtq_validate(&f->m, q, &e), 0);
-	q->ready = true;
+	drv_queue_ready(&f->m, q);
 }
 
 static void open_device(struct fx *f, bool read_only, const char *serial)
@@ -128,88 +104,17 @@ static void reopen_device(struct fx *f, bool read_only, const char *serial)
 
 static void kick(struct fx *f)
 {
-	pthread_mutex_lock(&f->d.lock);
-	f->d.ops->notify(&f->d, 0);
-	pthread_mutex_unlock(&f->d.lock);
+	drv_kick(&f->d, 0);
 }
 
-/* ---- the fake driver ---- */
-
-static void put(struct fx *f, uint64_t gpa, const void *p, uint64_t len)
-{
-	assert_int_equal(guest_mem_write(&f->m, gpa, p, len), 0);
-}
-
-static void get(struct fx *f, uint64_t gpa, void *p, uint64_t len)
-{
-	assert_int_equal(guest_mem_read(&f->m, gpa, p, len), 0);
-}
-
-static void put16(struct fx *f, uint64_t gpa, uint16_t v)
-{
-	v = htole16(v);
-	put(f, gpa, &v, 2);
-}
-
-static uint16_t get16(struct fx *f, uint64_t gpa)
-{
-	uint16_t v;
-	get(f, gpa, &v, 2);
-	return le16toh(v);
-}
-
-static uint32_t get32(struct fx *f, uint64_t gpa)
-{
-	uint32_t v;
-	get(f, gpa, &v, 4);
-	return le32toh(v);
-}
-
-static uint8_t get8(struct fx *f, uint64_t gpa)
-{
-	uint8_t v;
-	get(f, gpa, &v, 1);
-	return v;
-}
-
-static void set_desc(struct fx *f, uint64_t table, uint16_t i, uint64_t addr,
-                     uint32_t len, uint16_t flags, uint16_t next)
-{
-	uint8_t raw[16];
-	uint64_t a = htole64(addr);
-	uint32_t l = htole32(len);
-	uint16_t fl = htole16(flags), n = htole16(next);
-	memcpy(raw, &a, 8);
-	memcpy(raw + 8, &l, 4);
-	memcpy(raw + 12, &fl, 2);
-	memcpy(raw + 14, &n, 2);
-	put(f, table + 16ULL * i, raw, 16);
-}
-
-static void offer(struct fx *f, uint16_t head)
-{
-	put16(f, AVAIL + 4 + 2ULL * (f->avail_idx % QNUM), head);
-	f->avail_idx++;
-	put16(f, AVAIL + 2, f->avail_idx);
-}
+/* ---- the fake driver (fake_driver.h) on queue 0 ---- */
 
 /* Writes the segments as one chain in the descriptor table, offers it and
  * returns its head. */
-static uint16_t offer_chain(struct fx *f, const struct seg *s, unsigned n)
+static uint16_t offer_chain(struct fx *f, const struct drv_seg *s, unsigned n)
 {
-	uint16_t head = f->next_desc;
-	for (unsigned i = 0; i < n; i++) {
-		uint16_t idx = (uint16_t)((head + i) % QNUM);
-		uint16_t next = (uint16_t)((idx + 1) % QNUM);
-		bool more = i + 1 < n;
-		set_desc(
-		    f, DESC, idx, s[i].addr, s[i].len,
-		    (uint16_t)(s[i].flags | (more ? VIRTQ_DESC_F_NEXT : 0)),
-		    more ? next : 0);
-	}
-	f->next_desc = (uint16_t)((head + n) % QNUM);
-	offer(f, head);
-	return head;
+	return drv_offer_chain(&f->m, DESC, AVAIL, QNUM, &f->avail_idx,
+	                       &f->next_desc, s, n);
 }
 
 static void put_hdr(struct fx *f, uint64_t gpa, uint32_t type, uint64_t sector)
@@ -219,22 +124,22 @@ static void put_hdr(struct fx *f, uint64_t gpa, uint32_t type, uint64_t sector)
 	uint64_t s = htole64(sector);
 	memcpy(h, &t, 4);
 	memcpy(h + 8, &s, 8);
-	put(f, gpa, h, 16);
+	drv_put(&f->m, gpa, h, 16);
 }
 
 static uint16_t used_idx(struct fx *f)
 {
-	return get16(f, USED + 2);
+	return drv_used_idx(&f->m, USED);
 }
 
 static uint32_t used_id(struct fx *f, uint16_t i)
 {
-	return get32(f, USED + 4 + 8ULL * (i % QNUM));
+	return drv_used_id(&f->m, USED, QNUM, i);
 }
 
 static uint32_t used_len(struct fx *f, uint16_t i)
 {
-	return get32(f, USED + 4 + 8ULL * (i % QNUM) + 4);
+	return drv_used_len(&f->m, USED, QNUM, i);
 }
 
 /* Kicks and expects exactly the chain head completed; its used length. */
@@ -253,21 +158,21 @@ static uint32_t kick_one(struct fx *f, uint16_t head)
 static uint8_t request(struct fx *f, uint32_t type, uint64_t sector,
                        uint32_t len, uint32_t *used)
 {
-	struct seg s[3];
+	struct drv_seg s[3];
 	unsigned n = 0;
 
 	put_hdr(f, HDR, type, sector);
 	uint8_t poison = 0xee;
-	put(f, STATUS, &poison, 1);
-	s[n++] = (struct seg){HDR, 16, 0};
+	drv_put(&f->m, STATUS, &poison, 1);
+	s[n++] = (struct drv_seg){HDR, 16, 0};
 	if (len)
-		s[n++] =
-		    (struct seg){DATA, len, type == VIRTIO_BLK_T_OUT ? 0 : WR};
-	s[n++] = (struct seg){STATUS, 1, WR};
+		s[n++] = (struct drv_seg){DATA, len,
+		                          type == VIRTIO_BLK_T_OUT ? 0 : WR};
+	s[n++] = (struct drv_seg){STATUS, 1, WR};
 	uint32_t u = kick_one(f, offer_chain(f, s, n));
 	if (used)
 		*used = u;
-	return get8(f, STATUS);
+	return drv_get8(&f->m, STATUS);
 }
 
 /* ---- the host side ---- */
@@ -276,7 +181,7 @@ static void fill_guest(struct fx *f, uint64_t gpa, uint64_t len, uint8_t seed)
 {
 	for (uint64_t i = 0; i < len; i++) {
 		uint8_t v = (uint8_t)(seed + i * 13 + (i >> 8));
-		put(f, gpa + i, &v, 1);
+		drv_put(&f->m, gpa + i, &v, 1);
 	}
 }
 
@@ -289,7 +194,7 @@ static void assert_guest_matches_file(struct fx *f, uint64_t gpa, uint64_t off,
 	assert_non_null(got);
 	assert_int_equal(pread(f->host_fd, want, len, (off_t)off),
 	                 (ssize_t)len);
-	get(f, gpa, got, len);
+	drv_get(&f->m, gpa, got, len);
 	assert_memory_equal(got, want, len);
 	free(want);
 	free(got);
@@ -330,10 +235,7 @@ static int make_file(char *path, size_t path_size, uint64_t size)
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	if (!f || posix_memalign((void **)&f->buf, 64, MEM_SIZE) != 0)
-		return -1;
-	memset(f->buf, 0, MEM_SIZE);
-	if (guest_mem_wrap(&f->m, f->buf, MEM_SIZE) != 0)
+	if (!f || drv_mem_new(&f->m, &f->buf, MEM_SIZE) != 0)
 		return -1;
 	f->host_fd = make_file(f->path, sizeof(f->path), SECTORS * SECTOR);
 	if (f->host_fd < 0)
@@ -424,7 +326,7 @@ static void multi_segment(void **state)
 	fill_guest(f, DATA + 0x1000, 924, 2);
 	fill_guest(f, DATA + 0x2000, 512, 3);
 	put_hdr(f, HDR, VIRTIO_BLK_T_OUT, 10);
-	struct seg out[] = {
+	struct drv_seg out[] = {
 	    {HDR, 10, 0},
 	    {HDR + 10, 6, 0},
 	    {DATA, 100, 0},
@@ -433,7 +335,7 @@ static void multi_segment(void **state)
 	    {STATUS, 1, WR},
 	};
 	assert_int_equal(kick_one(f, offer_chain(f, out, 6)), 1);
-	assert_int_equal(get8(f, STATUS), VIRTIO_BLK_S_OK);
+	assert_int_equal(drv_get8(&f->m, STATUS), VIRTIO_BLK_S_OK);
 	assert_guest_matches_file(f, DATA, 10 * SECTOR, 100);
 	assert_guest_matches_file(f, DATA + 0x1000, 10 * SECTOR + 100, 924);
 	assert_guest_matches_file(f, DATA + 0x2000, 10 * SECTOR + 1024, 512);
@@ -442,7 +344,7 @@ static void multi_segment(void **state)
 	 * last 324 data bytes share a buffer with the status byte. */
 	put_hdr(f, HDR, VIRTIO_BLK_T_IN, 10);
 	memset(f->buf + DATA2, 0, 0x4000);
-	struct seg in[] = {
+	struct drv_seg in[] = {
 	    {HDR, 16, 0},
 	    {DATA2, 1, WR},
 	    {DATA2 + 0x100, 511, WR},
@@ -450,7 +352,8 @@ static void multi_segment(void **state)
 	    {DATA2 + 0x2000, 325, WR},
 	};
 	assert_int_equal(kick_one(f, offer_chain(f, in, 5)), 1536 + 1);
-	assert_int_equal(get8(f, DATA2 + 0x2000 + 324), VIRTIO_BLK_S_OK);
+	assert_int_equal(drv_get8(&f->m, DATA2 + 0x2000 + 324),
+	                 VIRTIO_BLK_S_OK);
 	assert_guest_matches_file(f, DATA2, 10 * SECTOR, 1);
 	assert_guest_matches_file(f, DATA2 + 0x100, 10 * SECTOR + 1, 511);
 	assert_guest_matches_file(f, DATA2 + 0x1000, 11 * SECTOR, 700);
@@ -465,14 +368,15 @@ static void offer_max_segments(struct fx *f)
 
 	start_device(f, true, false);
 	put_hdr(f, HDR, VIRTIO_BLK_T_IN, 0);
-	set_desc(f, INDIRECT, 0, HDR, 16, VIRTQ_DESC_F_NEXT, 1);
+	drv_set_desc(&f->m, INDIRECT, 0, HDR, 16, VIRTQ_DESC_F_NEXT, 1);
 	for (uint32_t i = 0; i < segs; i++)
-		set_desc(f, INDIRECT, (uint16_t)(1 + i), DATA + 512ULL * i, 512,
-		         WR | VIRTQ_DESC_F_NEXT, (uint16_t)(2 + i));
-	set_desc(f, INDIRECT, (uint16_t)(1 + segs), STATUS, 1, WR, 0);
-	set_desc(f, DESC, 0, INDIRECT, 16 * (segs + 2), VIRTQ_DESC_F_INDIRECT,
-	         0);
-	offer(f, 0);
+		drv_set_desc(&f->m, INDIRECT, (uint16_t)(1 + i),
+		             DATA + 512ULL * i, 512, WR | VIRTQ_DESC_F_NEXT,
+		             (uint16_t)(2 + i));
+	drv_set_desc(&f->m, INDIRECT, (uint16_t)(1 + segs), STATUS, 1, WR, 0);
+	drv_set_desc(&f->m, DESC, 0, INDIRECT, 16 * (segs + 2),
+	             VIRTQ_DESC_F_INDIRECT, 0);
+	drv_offer(&f->m, AVAIL, QNUM, &f->avail_idx, 0);
 }
 
 static void max_segments(void **state)
@@ -483,7 +387,7 @@ static void max_segments(void **state)
 	vmm_log_set_quiet(true);
 	offer_max_segments(f);
 	assert_int_equal(kick_one(f, 0), 1);
-	assert_int_equal(get8(f, STATUS), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(drv_get8(&f->m, STATUS), VIRTIO_BLK_S_IOERR);
 
 	/* They fit a 254-sector one: header + seg_max + status is exactly
 	 * the walker's chain limit. */
@@ -491,7 +395,7 @@ static void max_segments(void **state)
 	reopen_device(f, false, NULL);
 	offer_max_segments(f);
 	assert_int_equal(kick_one(f, 0), 512 * VIRTIO_BLK_SEG_MAX + 1);
-	assert_int_equal(get8(f, STATUS), VIRTIO_BLK_S_OK);
+	assert_int_equal(drv_get8(&f->m, STATUS), VIRTIO_BLK_S_OK);
 	assert_guest_matches_file(f, DATA, 0, 512ULL * VIRTIO_BLK_SEG_MAX);
 }
 
@@ -502,13 +406,13 @@ static void indirect_request(void **state)
 	start_device(f, true, false);
 	fill_guest(f, DATA, SECTOR, 9);
 	put_hdr(f, HDR, VIRTIO_BLK_T_OUT, 7);
-	set_desc(f, INDIRECT, 0, HDR, 16, VIRTQ_DESC_F_NEXT, 2);
-	set_desc(f, INDIRECT, 2, DATA, SECTOR, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(f, INDIRECT, 1, STATUS, 1, WR, 0);
-	set_desc(f, DESC, 5, INDIRECT, 48, VIRTQ_DESC_F_INDIRECT, 0);
-	offer(f, 5);
+	drv_set_desc(&f->m, INDIRECT, 0, HDR, 16, VIRTQ_DESC_F_NEXT, 2);
+	drv_set_desc(&f->m, INDIRECT, 2, DATA, SECTOR, VIRTQ_DESC_F_NEXT, 1);
+	drv_set_desc(&f->m, INDIRECT, 1, STATUS, 1, WR, 0);
+	drv_set_desc(&f->m, DESC, 5, INDIRECT, 48, VIRTQ_DESC_F_INDIRECT, 0);
+	drv_offer(&f->m, AVAIL, QNUM, &f->avail_idx, 5);
 	assert_int_equal(kick_one(f, 5), 1);
-	assert_int_equal(get8(f, STATUS), VIRTIO_BLK_S_OK);
+	assert_int_equal(drv_get8(&f->m, STATUS), VIRTIO_BLK_S_OK);
 	assert_guest_matches_file(f, DATA, 7 * SECTOR, SECTOR);
 }
 
@@ -520,9 +424,10 @@ static void several_requests_one_kick(void **state)
 	put_hdr(f, HDR, VIRTIO_BLK_T_OUT, 1);
 	put_hdr(f, HDR2, VIRTIO_BLK_T_IN, 1);
 	put_hdr(f, HDR3, VIRTIO_BLK_T_FLUSH, 0);
-	struct seg a[] = {{HDR, 16, 0}, {DATA, SECTOR, 0}, {STATUS, 1, WR}};
-	struct seg b[] = {{HDR2, 16, 0}, {DATA2, SECTOR, WR}, {STATUS2, 1, WR}};
-	struct seg c[] = {{HDR3, 16, 0}, {STATUS3, 1, WR}};
+	struct drv_seg a[] = {{HDR, 16, 0}, {DATA, SECTOR, 0}, {STATUS, 1, WR}};
+	struct drv_seg b[] = {
+	    {HDR2, 16, 0}, {DATA2, SECTOR, WR}, {STATUS2, 1, WR}};
+	struct drv_seg c[] = {{HDR3, 16, 0}, {STATUS3, 1, WR}};
 	uint16_t ha = offer_chain(f, a, 3);
 	uint16_t hb = offer_chain(f, b, 3);
 	uint16_t hc = offer_chain(f, c, 2);
@@ -534,9 +439,9 @@ static void several_requests_one_kick(void **state)
 	assert_int_equal(used_len(f, 1), SECTOR + 1);
 	assert_int_equal(used_id(f, 2), hc);
 	assert_int_equal(used_len(f, 2), 1);
-	assert_int_equal(get8(f, STATUS), VIRTIO_BLK_S_OK);
-	assert_int_equal(get8(f, STATUS2), VIRTIO_BLK_S_OK);
-	assert_int_equal(get8(f, STATUS3), VIRTIO_BLK_S_OK);
+	assert_int_equal(drv_get8(&f->m, STATUS), VIRTIO_BLK_S_OK);
+	assert_int_equal(drv_get8(&f->m, STATUS2), VIRTIO_BLK_S_OK);
+	assert_int_equal(drv_get8(&f->m, STATUS3), VIRTIO_BLK_S_OK);
 	/* Served in order: the read saw the write. */
 	assert_memory_equal(f->buf + DATA2, f->buf + DATA, SECTOR);
 }
@@ -547,15 +452,15 @@ static void event_idx_moves_avail_event(void **state)
 
 	start_device(f, false, true);
 	/* used_event 0: interrupt once entry 0 is used. */
-	put16(f, AVAIL + 4 + 2 * QNUM, 0);
+	drv_put16(&f->m, AVAIL + 4 + 2 * QNUM, 0);
 	assert_int_equal(request(f, VIRTIO_BLK_T_FLUSH, 0, 0, NULL),
 	                 VIRTIO_BLK_S_OK);
-	assert_int_equal(get16(f, USED + 4 + 8 * QNUM), 1);
+	assert_int_equal(drv_get16(&f->m, USED + 4 + 8 * QNUM), 1);
 	assert_int_equal(f->used_irqs, 1);
 	/* used_event still 0: the second completion is not signalled. */
 	assert_int_equal(request(f, VIRTIO_BLK_T_FLUSH, 0, 0, NULL),
 	                 VIRTIO_BLK_S_OK);
-	assert_int_equal(get16(f, USED + 4 + 8 * QNUM), 2);
+	assert_int_equal(drv_get16(&f->m, USED + 4 + 8 * QNUM), 2);
 	assert_int_equal(f->used_irqs, 1);
 }
 
@@ -606,7 +511,7 @@ static void get_id(void **state)
 	assert_int_equal(used, 21);
 	assert_memory_equal(f->buf + DATA,
 	                    "disk0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 20);
-	assert_int_equal(get8(f, DATA + 20), 0xff);
+	assert_int_equal(drv_get8(&f->m, DATA + 20), 0xff);
 }
 
 static void read_only_refuses_writes(void **state)
@@ -642,7 +547,7 @@ static void out_of_range(void **state)
 	    request(f, VIRTIO_BLK_T_IN, SECTORS - 1, 2 * SECTOR, &used),
 	    VIRTIO_BLK_S_IOERR);
 	assert_int_equal(used, 1);
-	assert_int_equal(get8(f, DATA), 0xaa); /* nothing read */
+	assert_int_equal(drv_get8(&f->m, DATA), 0xaa); /* nothing read */
 	assert_int_equal(request(f, VIRTIO_BLK_T_IN, SECTORS, SECTOR, &used),
 	                 VIRTIO_BLK_S_IOERR);
 	assert_int_equal(request(f, VIRTIO_BLK_T_IN, SECTORS + 1, 0, &used),
@@ -705,20 +610,21 @@ static void header_too_short(void **state)
 	vmm_log_set_quiet(true);
 	/* 15 readable bytes. */
 	put_hdr(f, HDR, VIRTIO_BLK_T_IN, 0);
-	struct seg s[] = {{HDR, 15, 0}, {DATA, SECTOR, WR}, {STATUS, 1, WR}};
+	struct drv_seg s[] = {
+	    {HDR, 15, 0}, {DATA, SECTOR, WR}, {STATUS, 1, WR}};
 	assert_int_equal(kick_one(f, offer_chain(f, s, 3)), 1);
-	assert_int_equal(get8(f, STATUS), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(drv_get8(&f->m, STATUS), VIRTIO_BLK_S_IOERR);
 
 	/* Nothing readable at all: a writable-only chain. */
-	struct seg w[] = {{DATA, SECTOR, WR}, {STATUS, 1, WR}};
+	struct drv_seg w[] = {{DATA, SECTOR, WR}, {STATUS, 1, WR}};
 	assert_int_equal(kick_one(f, offer_chain(f, w, 2)), 1);
-	assert_int_equal(get8(f, STATUS), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(drv_get8(&f->m, STATUS), VIRTIO_BLK_S_IOERR);
 
 	/* A single writable byte: it is the status. */
-	put16(f, STATUS, 0xee);
-	struct seg one[] = {{STATUS, 1, WR}};
+	drv_put16(&f->m, STATUS, 0xee);
+	struct drv_seg one[] = {{STATUS, 1, WR}};
 	assert_int_equal(kick_one(f, offer_chain(f, one, 1)), 1);
-	assert_int_equal(get8(f, STATUS), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(drv_get8(&f->m, STATUS), VIRTIO_BLK_S_IOERR);
 	assert_true(virtio_dev_live(&f->d));
 }
 
@@ -731,11 +637,11 @@ static void missing_status_byte(void **state)
 	 * the device must not act on it, and completes it with length 0. */
 	fill_guest(f, DATA, SECTOR, 8);
 	put_hdr(f, HDR, VIRTIO_BLK_T_OUT, 0);
-	struct seg s[] = {{HDR, 16, 0}, {DATA, SECTOR, 0}};
+	struct drv_seg s[] = {{HDR, 16, 0}, {DATA, SECTOR, 0}};
 	assert_int_equal(kick_one(f, offer_chain(f, s, 2)), 0);
 	assert_file_pristine(f);
 	/* Header only. */
-	struct seg h[] = {{HDR, 16, 0}};
+	struct drv_seg h[] = {{HDR, 16, 0}};
 	assert_int_equal(kick_one(f, offer_chain(f, h, 1)), 0);
 	/* The device carries on. */
 	assert_true(virtio_dev_live(&f->d));
@@ -809,9 +715,9 @@ static void hostile_loop(void **state)
 
 	vmm_log_set_quiet(true);
 	put_hdr(f, HDR, VIRTIO_BLK_T_IN, 0);
-	set_desc(f, DESC, 0, HDR, 16, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(f, DESC, 1, DATA, SECTOR, WR | VIRTQ_DESC_F_NEXT, 0);
-	offer(f, 0);
+	drv_set_desc(&f->m, DESC, 0, HDR, 16, VIRTQ_DESC_F_NEXT, 1);
+	drv_set_desc(&f->m, DESC, 1, DATA, SECTOR, WR | VIRTQ_DESC_F_NEXT, 0);
+	drv_offer(&f->m, AVAIL, QNUM, &f->avail_idx, 0);
 	kick(f);
 	assert_int_equal(used_idx(f), 0);
 	assert_needs_reset_then_recovers(f);
@@ -823,7 +729,7 @@ static void hostile_address(void **state)
 
 	vmm_log_set_quiet(true);
 	put_hdr(f, HDR, VIRTIO_BLK_T_IN, 0);
-	struct seg s[] = {
+	struct drv_seg s[] = {
 	    {HDR, 16, 0}, {MEM_SIZE - 256, SECTOR, WR}, {STATUS, 1, WR}};
 	offer_chain(f, s, 3);
 	kick(f);
@@ -836,7 +742,7 @@ static void hostile_avail_index(void **state)
 	struct fx *f = *state;
 
 	vmm_log_set_quiet(true);
-	put16(f, AVAIL + 2, QNUM + 1);
+	drv_put16(&f->m, AVAIL + 2, QNUM + 1);
 	kick(f);
 	assert_needs_reset_then_recovers(f);
 }
@@ -847,7 +753,7 @@ static void notify_needs_driver_ok(void **state)
 
 	f->d.status &= ~(uint32_t)VIRTIO_STATUS_DRIVER_OK;
 	put_hdr(f, HDR, VIRTIO_BLK_T_FLUSH, 0);
-	struct seg s[] = {{HDR, 16, 0}, {STATUS, 1, WR}};
+	struct drv_seg s[] = {{HDR, 16, 0}, {STATUS, 1, WR}};
 	offer_chain(f, s, 2);
 	kick(f);
 	assert_int_equal(used_idx(f), 0);

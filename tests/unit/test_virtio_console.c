@@ -35,6 +35,7 @@
 #include "../../src/vmm/virtio/console.h"
 #include "../../src/vmm/virtio/device.h"
 #include "../../src/vmm/virtio/virtq.h"
+#include "fake_driver.h"
 
 /* Guest memory: queue q's rings in [q * 4 KiB, q * 4 KiB + 3 KiB), its
  * buffers from DATA_BASE: descriptor i always points into slot i. */
@@ -60,10 +61,6 @@ enum {
 	PORT_OPEN = 6,
 	PORT_NAME = 7,
 };
-
-#define LIVE                                                                   \
-	(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |                    \
-	 VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK)
 
 struct drv_queue {
 	uint16_t avail_idx; /* what the driver published */
@@ -115,35 +112,22 @@ static uint8_t pattern(size_t i)
 static void count_irq(struct virtio_dev *d, uint32_t reason)
 {
 	struct fx *f = d->transport;
-	if (reason == VIRTIO_INT_USED_BUFFER)
-		f->used_irqs++;
-	else if (reason == VIRTIO_INT_CONFIG)
-		f->config_irqs++;
-	else
-		fail_msg("interrupt reason %u", reason);
+	drv_count_irq(reason, &f->used_irqs, &f->config_irqs);
 }
 
 static void notify(struct fx *f, uint16_t q)
 {
-	pthread_mutex_lock(&f->d.lock);
-	f->d.ops->notify(&f->d, q);
-	pthread_mutex_unlock(&f->d.lock);
+	drv_kick(&f->d, q);
 }
 
 /* What the driver sets up before QueueReady, and the transport checks. */
 static void setup_queue(struct fx *f, uint16_t q)
 {
 	struct virtq *vq = &f->d.queues[q];
-	struct husk_error e = {0};
 	memset(f->buf + DESC(q), 0, 0x1000);
 	f->q[q] = (struct drv_queue){0};
-	virtq_reset(vq);
-	vq->num = QNUM;
-	vq->desc = DESC(q);
-	vq->avail = AVAIL(q);
-	vq->used = USED(q);
-	assert_int_equal(virtq_validate(&f->m, vq, &e), 0);
-	vq->ready = true;
+	drv_queue_layout(vq, QNUM, DESC(q), AVAIL(q), USED(q));
+	drv_queue_ready(&f->m, vq);
 }
 
 /* The driver's side of start-up, after a successful init: features, every
@@ -157,7 +141,7 @@ static void go_live(struct fx *f)
 	    (1ULL << VIRTIO_F_VERSION_1) | (1ULL << F_MULTIPORT);
 	for (uint16_t q = 0; q < f->d.num_queues; q++)
 		setup_queue(f, q);
-	f->d.status = LIVE;
+	f->d.status = DRV_LIVE;
 }
 
 static int init(struct fx *f, struct husk_error *e)
@@ -305,56 +289,15 @@ static void peer_expect_eof(int fd)
 
 /* ---- the fake driver ---- */
 
-static void put(struct fx *f, uint64_t gpa, const void *p, uint64_t len)
-{
-	assert_int_equal(guest_mem_write(&f->m, gpa, p, len), 0);
-}
-
-static void get(struct fx *f, uint64_t gpa, void *p, uint64_t len)
-{
-	assert_int_equal(guest_mem_read(&f->m, gpa, p, len), 0);
-}
-
-static void put16(struct fx *f, uint64_t gpa, uint16_t v)
-{
-	v = htole16(v);
-	put(f, gpa, &v, 2);
-}
-
-static uint16_t get16(struct fx *f, uint64_t gpa)
-{
-	uint16_t v;
-	get(f, gpa, &v, 2);
-	return le16toh(v);
-}
-
-static uint32_t get32(struct fx *f, uint64_t gpa)
-{
-	uint32_t v;
-	get(f, gpa, &v, 4);
-	return le32toh(v);
-}
-
 static void set_desc(struct fx *f, uint16_t q, uint16_t i, uint64_t addr,
                      uint32_t len, uint16_t flags, uint16_t next)
 {
-	uint8_t raw[16];
-	uint64_t a = htole64(addr);
-	uint32_t l = htole32(len);
-	uint16_t fl = htole16(flags), n = htole16(next);
-	memcpy(raw, &a, 8);
-	memcpy(raw + 8, &l, 4);
-	memcpy(raw + 12, &fl, 2);
-	memcpy(raw + 14, &n, 2);
-	put(f, DESC(q) + 16ULL * i, raw, 16);
+	drv_set_desc(&f->m, DESC(q), i, addr, len, flags, next);
 }
 
 static void offer(struct fx *f, uint16_t q, uint16_t head)
 {
-	struct drv_queue *d = &f->q[q];
-	put16(f, AVAIL(q) + 4 + 2ULL * (d->avail_idx % QNUM), head);
-	d->avail_idx++;
-	put16(f, AVAIL(q) + 2, d->avail_idx);
+	drv_offer(&f->m, AVAIL(q), QNUM, &f->q[q].avail_idx, head);
 }
 
 static uint16_t take_desc(struct fx *f, uint16_t q)
@@ -385,7 +328,7 @@ static uint16_t offer_out(struct fx *f, uint16_t q, const void *p, size_t n)
 		uint16_t i = take_desc(f, q);
 		size_t len = n - k * SLOT < SLOT ? n - k * SLOT : SLOT;
 		bool more = k + 1 < ndesc;
-		put(f, DATA(q, i), src + k * SLOT, len);
+		drv_put(&f->m, DATA(q, i), src + k * SLOT, len);
 		set_desc(f, q, i, DATA(q, i), (uint32_t)len,
 		         more ? VIRTQ_DESC_F_NEXT : 0,
 		         more ? f->q[q].next_desc : 0);
@@ -396,7 +339,7 @@ static uint16_t offer_out(struct fx *f, uint16_t q, const void *p, size_t n)
 
 static uint16_t used_idx(struct fx *f, uint16_t q)
 {
-	return get16(f, USED(q) + 2);
+	return drv_used_idx(&f->m, USED(q));
 }
 
 /* The next used entry the driver has not looked at yet. */
@@ -405,8 +348,8 @@ static bool next_used(struct fx *f, uint16_t q, uint32_t *id, uint32_t *len)
 	struct drv_queue *d = &f->q[q];
 	if (d->seen == used_idx(f, q))
 		return false;
-	*id = get32(f, USED(q) + 4 + 8ULL * (d->seen % QNUM));
-	*len = get32(f, USED(q) + 4 + 8ULL * (d->seen % QNUM) + 4);
+	*id = drv_used_id(&f->m, USED(q), QNUM, d->seen);
+	*len = drv_used_len(&f->m, USED(q), QNUM, d->seen);
 	d->seen++;
 	assert_true(*id < QNUM);
 	return true;
@@ -451,7 +394,7 @@ static bool ctl_recv(struct fx *f, struct ctl *m)
 		return false;
 	assert_true(len >= 8 && len <= SLOT);
 	uint8_t raw[SLOT];
-	get(f, DATA(CTL_RX, id), raw, len);
+	drv_get(&f->m, DATA(CTL_RX, id), raw, len);
 	memset(m, 0, sizeof(*m));
 	memcpy(&m->id, raw, 4);
 	memcpy(&m->event, raw + 4, 2);
@@ -545,7 +488,7 @@ static size_t rx_take(struct fx *f, unsigned port, uint8_t *out, size_t max,
 	uint32_t id, len;
 	while (next_used(f, rxq(port), &id, &len)) {
 		assert_true(len <= SLOT && have + len <= max);
-		get(f, DATA(rxq(port), id), out + have, len);
+		drv_get(&f->m, DATA(rxq(port), id), out + have, len);
 		have += len;
 		if (lens)
 			lens[n] = len;
@@ -600,10 +543,7 @@ static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	struct husk_error e = {0};
-	if (!f || posix_memalign((void **)&f->buf, 64, MEM_SIZE) != 0)
-		return -1;
-	memset(f->buf, 0, MEM_SIZE);
-	if (guest_mem_wrap(&f->m, f->buf, MEM_SIZE) != 0 ||
+	if (!f || drv_mem_new(&f->m, &f->buf, MEM_SIZE) != 0 ||
 	    evloop_init(&f->loop, &e) != 0)
 		return -1;
 	for (unsigned i = 0; i <= VMM_MAX_PORTS; i++)
@@ -690,7 +630,7 @@ static void handshake(void **state)
 	ctl_bufs(f, 2);
 	ctl_send(f, 0, PORT_READY, 0);
 	expect_no_ctl(f);
-	assert_int_equal(f->d.status, LIVE);
+	assert_int_equal(f->d.status, DRV_LIVE);
 }
 
 static void control_waits_for_buffers(void **state)
@@ -723,7 +663,7 @@ static void control_waits_for_buffers(void **state)
 	expect_port_name(f, 2);
 	expect_ctl(f, 2, PORT_OPEN, 1);
 	expect_no_ctl(f);
-	assert_int_equal(f->d.status, LIVE);
+	assert_int_equal(f->d.status, DRV_LIVE);
 }
 
 /* ---- host -> guest ---- */
@@ -935,7 +875,7 @@ static void peer_close_sends_port_closed(void **state)
 	offer_out(f, txq(1), "hi", 2);
 	notify(f, txq(1));
 	peer_expect(c, "hi", 2);
-	assert_int_equal(f->d.status, LIVE);
+	assert_int_equal(f->d.status, DRV_LIVE);
 }
 
 static void second_client_refused(void **state)
@@ -1014,7 +954,7 @@ static void guest_write_after_peer_left(void **state)
 	expect_no_ctl(f);
 	pump(f);
 	expect_no_ctl(f);
-	assert_int_equal(f->d.status, LIVE);
+	assert_int_equal(f->d.status, DRV_LIVE);
 	sigaction(SIGPIPE, &old, NULL);
 }
 
@@ -1038,7 +978,7 @@ static void control_for_unknown_port(void **state)
 	ctl_send(f, 0xffffffff, PORT_NAME, 1);
 	ctl_send(f, 1, 0xffff, 0xffff); /* an unknown event */
 	expect_no_ctl(f);
-	assert_int_equal(f->d.status, LIVE);
+	assert_int_equal(f->d.status, DRV_LIVE);
 	assert_int_equal(f->config_irqs, 0);
 
 	/* The real ports still work. */
@@ -1063,7 +1003,7 @@ static void control_message_too_short(void **state)
 	notify(f, CTL_TX);
 	assert_int_equal(used_idx(f, CTL_TX), 3);
 	expect_no_ctl(f);
-	assert_int_equal(f->d.status, LIVE);
+	assert_int_equal(f->d.status, DRV_LIVE);
 
 	/* 7 of the 8 bytes of a DEVICE_READY: nothing either. */
 	put_ctl(raw, 0xffffffff, DEVICE_READY, 1);
@@ -1078,7 +1018,7 @@ static void control_message_too_short(void **state)
 	notify(f, CTL_TX);
 	expect_ctl(f, 0, DEVICE_ADD, 1);
 	expect_no_ctl(f);
-	assert_int_equal(f->d.status, LIVE);
+	assert_int_equal(f->d.status, DRV_LIVE);
 }
 
 /* After NEEDS_RESET nothing moves: no chain on any queue is taken, host
@@ -1114,7 +1054,7 @@ static void control_tx_descriptor_loop(void **state)
 	uint16_t i = take_desc(f, CTL_TX);
 	uint8_t raw[8];
 	put_ctl(raw, 0xffffffff, DEVICE_READY, 1);
-	put(f, DATA(CTL_TX, i), raw, 8);
+	drv_put(&f->m, DATA(CTL_TX, i), raw, 8);
 	set_desc(f, CTL_TX, i, DATA(CTL_TX, i), 8, VIRTQ_DESC_F_NEXT, i);
 	offer(f, CTL_TX, i);
 	uint16_t before = used_idx(f, CTL_TX);
@@ -1192,7 +1132,7 @@ static void notify_beyond_ports(void **state)
 	for (unsigned q = 4; q < VIRTIO_MAX_QUEUES; q++)
 		notify(f, (uint16_t)q);
 	notify(f, 0xffff);
-	assert_int_equal(f->d.status, LIVE);
+	assert_int_equal(f->d.status, DRV_LIVE);
 	assert_int_equal(f->config_irqs, 0);
 	for (unsigned q = 4; q < VIRTIO_MAX_QUEUES; q++)
 		assert_false(f->d.queues[q].ready);

@@ -19,6 +19,7 @@
 #include "../../src/vmm/virtio/device.h"
 #include "../../src/vmm/virtio/rng.h"
 #include "../../src/vmm/virtio/virtq.h"
+#include "fake_driver.h"
 
 #define MEM_SIZE 0x40000ULL
 #define QNUM     16
@@ -28,16 +29,6 @@
 #define DATA     0x10000ULL /* up to MEM_SIZE: 192 KiB */
 
 #define WR VIRTQ_DESC_F_WRITE
-
-#define LIVE                                                                   \
-	(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |                    \
-	 VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK)
-
-struct seg {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-};
 
 struct fx {
 	uint8_t *buf;
@@ -51,113 +42,47 @@ struct fx {
 static void count_irq(struct virtio_dev *d, uint32_t reason)
 {
 	struct fx *f = d->transport;
-	if (reason == VIRTIO_INT_USED_BUFFER)
-		f->used_irqs++;
-	else if (reason == VIRTIO_INT_CONFIG)
-		f->config_irqs++;
-	else
-		fail_msg("interrupt reason %u", reason);
+	drv_count_irq(reason, &f->used_irqs, &f->config_irqs);
 }
 
 static void start_device(struct fx *f)
 {
 	struct virtq *q = &f->d.queues[0];
-	struct husk_error e = {0};
 
 	memset(f->buf, 0, MEM_SIZE);
 	f->avail_idx = 0;
 	f->next_desc = 0;
-	f->d.transport = f;
-	f->d.raise_irq = count_irq;
-	f->d.status = LIVE;
-	f->d.interrupt_status = 0;
-	f->d.driver_features = f->d.device_features;
-	virtq_reset(q);
-	q->num = QNUM;
-	q->desc = DESC;
-	q->avail = AVAIL;
-	q->used = USED;
-	assert_int_equal(virtq_validate(&f->m, q, &e), 0);
-	q->ready = true;
+	drv_go_live(&f->d, f, count_irq);
+	drv_queue_layout(q, QNUM, DESC, AVAIL, USED);
+	drv_queue_ready(&f->m, q);
 }
 
 static void kick(struct fx *f)
 {
-	pthread_mutex_lock(&f->d.lock);
-	f->d.ops->notify(&f->d, 0);
-	pthread_mutex_unlock(&f->d.lock);
+	drv_kick(&f->d, 0);
 }
 
-static void put16(struct fx *f, uint64_t gpa, uint16_t v)
-{
-	v = htole16(v);
-	assert_int_equal(guest_mem_write(&f->m, gpa, &v, 2), 0);
-}
+/* ---- the fake driver (fake_driver.h) on queue 0 ---- */
 
-static uint16_t get16(struct fx *f, uint64_t gpa)
+static uint16_t offer_chain(struct fx *f, const struct drv_seg *s, unsigned n)
 {
-	uint16_t v;
-	assert_int_equal(guest_mem_read(&f->m, gpa, &v, 2), 0);
-	return le16toh(v);
-}
-
-static uint32_t get32(struct fx *f, uint64_t gpa)
-{
-	uint32_t v;
-	assert_int_equal(guest_mem_read(&f->m, gpa, &v, 4), 0);
-	return le32toh(v);
-}
-
-static void set_desc(struct fx *f, uint64_t table, uint16_t i, uint64_t addr,
-                     uint32_t len, uint16_t flags, uint16_t next)
-{
-	uint8_t raw[16];
-	uint64_t a = htole64(addr);
-	uint32_t l = htole32(len);
-	uint16_t fl = htole16(flags), n = htole16(next);
-	memcpy(raw, &a, 8);
-	memcpy(raw + 8, &l, 4);
-	memcpy(raw + 12, &fl, 2);
-	memcpy(raw + 14, &n, 2);
-	assert_int_equal(guest_mem_write(&f->m, table + 16ULL * i, raw, 16), 0);
-}
-
-static void offer(struct fx *f, uint16_t head)
-{
-	put16(f, AVAIL + 4 + 2ULL * (f->avail_idx % QNUM), head);
-	f->avail_idx++;
-	put16(f, AVAIL + 2, f->avail_idx);
-}
-
-static uint16_t offer_chain(struct fx *f, const struct seg *s, unsigned n)
-{
-	uint16_t head = f->next_desc;
-	for (unsigned i = 0; i < n; i++) {
-		uint16_t idx = (uint16_t)((head + i) % QNUM);
-		bool more = i + 1 < n;
-		set_desc(
-		    f, DESC, idx, s[i].addr, s[i].len,
-		    (uint16_t)(s[i].flags | (more ? VIRTQ_DESC_F_NEXT : 0)),
-		    more ? (uint16_t)((idx + 1) % QNUM) : 0);
-	}
-	f->next_desc = (uint16_t)((head + n) % QNUM);
-	offer(f, head);
-	return head;
+	return drv_offer_chain(&f->m, DESC, AVAIL, QNUM, &f->avail_idx,
+	                       &f->next_desc, s, n);
 }
 
 static uint16_t used_idx(struct fx *f)
 {
-	return get16(f, USED + 2);
+	return drv_used_idx(&f->m, USED);
 }
 
 static uint32_t used_id(struct fx *f, uint16_t i)
 {
-	return get32(f, USED + 4 + 8ULL * (i % QNUM));
+	return drv_used_id(&f->m, USED, QNUM, i);
 }
 
 static uint32_t used_len(struct fx *f, uint16_t i)
 {
-	return get32(f, USED + 4 + 8ULL * (i % QNUM) + 4);
+	return drv_used_len(&f->m, USED, QNUM, i);
 }
 
 /* Whether [gpa, gpa + len) holds some non-zero byte. For random bytes the
@@ -179,9 +104,7 @@ static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	struct husk_error e = {0};
-	if (!f || posix_memalign((void **)&f->buf, 64, MEM_SIZE) != 0)
-		return -1;
-	if (guest_mem_wrap(&f->m, f->buf, MEM_SIZE) != 0)
+	if (!f || drv_mem_new(&f->m, &f->buf, MEM_SIZE) != 0)
 		return -1;
 	if (virtio_rng_init(&f->d, &f->m, &e) != 0)
 		return -1;
@@ -218,7 +141,7 @@ static void fills_buffers(void **state)
 {
 	struct fx *f = *state;
 
-	struct seg s[] = {{DATA, 64, WR}, {DATA + 0x1000, 200, WR}};
+	struct drv_seg s[] = {{DATA, 64, WR}, {DATA + 0x1000, 200, WR}};
 	uint16_t head = offer_chain(f, s, 2);
 	kick(f);
 	assert_int_equal(used_idx(f), 1);
@@ -245,7 +168,7 @@ static void several_chains(void **state)
 	uint16_t heads[5];
 
 	for (unsigned i = 0; i < 5; i++) {
-		struct seg s[] = {{DATA + 0x1000ULL * i, 16 + 16 * i, WR}};
+		struct drv_seg s[] = {{DATA + 0x1000ULL * i, 16 + 16 * i, WR}};
 		heads[i] = offer_chain(f, s, 1);
 	}
 	kick(f);
@@ -256,7 +179,7 @@ static void several_chains(void **state)
 		assert_true(any_nonzero(f, DATA + 0x1000ULL * i, 16 + 16 * i));
 	}
 	/* Later kicks take later chains. */
-	struct seg s[] = {{DATA + 0x8000, 32, WR}};
+	struct drv_seg s[] = {{DATA + 0x8000, 32, WR}};
 	uint16_t h = offer_chain(f, s, 1);
 	kick(f);
 	assert_int_equal(used_idx(f), 6);
@@ -269,10 +192,10 @@ static void readable_parts_ignored(void **state)
 
 	/* Readable then writable: the readable bytes are left alone. */
 	memset(f->buf + DATA, 0x5a, 32);
-	struct seg s[] = {{DATA, 32, 0}, {DATA + 0x1000, 48, WR}};
+	struct drv_seg s[] = {{DATA, 32, 0}, {DATA + 0x1000, 48, WR}};
 	offer_chain(f, s, 2);
 	/* Only readable: nothing to fill, completed with 0. */
-	struct seg r[] = {{DATA + 0x2000, 64, 0}};
+	struct drv_seg r[] = {{DATA + 0x2000, 64, 0}};
 	offer_chain(f, r, 1);
 	kick(f);
 	assert_int_equal(used_idx(f), 2);
@@ -290,8 +213,8 @@ static void caps_one_chain(void **state)
 	struct fx *f = *state;
 
 	/* 40 KiB + 40 KiB asked: 64 KiB given, the first 64 KiB. */
-	struct seg s[] = {{DATA, 40 * 1024, WR},
-	                  {DATA + 0x10000, 40 * 1024, WR}};
+	struct drv_seg s[] = {{DATA, 40 * 1024, WR},
+	                      {DATA + 0x10000, 40 * 1024, WR}};
 	offer_chain(f, s, 2);
 	kick(f);
 	assert_int_equal(used_len(f, 0), VIRTIO_RNG_MAX_PER_CHAIN);
@@ -307,16 +230,16 @@ static void hostile_chain(void **state)
 
 	vmm_log_set_quiet(true);
 	/* A loop, then (after a reset) a buffer outside RAM. */
-	set_desc(f, DESC, 0, DATA, 16, WR | VIRTQ_DESC_F_NEXT, 1);
-	set_desc(f, DESC, 1, DATA, 16, WR | VIRTQ_DESC_F_NEXT, 0);
-	offer(f, 0);
+	drv_set_desc(&f->m, DESC, 0, DATA, 16, WR | VIRTQ_DESC_F_NEXT, 1);
+	drv_set_desc(&f->m, DESC, 1, DATA, 16, WR | VIRTQ_DESC_F_NEXT, 0);
+	drv_offer(&f->m, AVAIL, QNUM, &f->avail_idx, 0);
 	kick(f);
 	assert_int_equal(used_idx(f), 0);
 	assert_true(f->d.status & VIRTIO_STATUS_NEEDS_RESET);
 	assert_int_equal(f->config_irqs, 1);
 	assert_true(f->d.interrupt_status & VIRTIO_INT_CONFIG);
 	/* Nothing more until a reset, and no second interrupt. */
-	struct seg ok[] = {{DATA, 16, WR}};
+	struct drv_seg ok[] = {{DATA, 16, WR}};
 	offer_chain(f, ok, 1);
 	kick(f);
 	assert_int_equal(used_idx(f), 0);
@@ -324,7 +247,7 @@ static void hostile_chain(void **state)
 
 	f->d.status = 0;
 	start_device(f);
-	struct seg far[] = {{MEM_SIZE - 8, 16, WR}};
+	struct drv_seg far[] = {{MEM_SIZE - 8, 16, WR}};
 	offer_chain(f, far, 1);
 	kick(f);
 	assert_int_equal(used_idx(f), 0);
@@ -344,7 +267,7 @@ static void notify_needs_driver_ok(void **state)
 	struct fx *f = *state;
 
 	f->d.status = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
-	struct seg s[] = {{DATA, 16, WR}};
+	struct drv_seg s[] = {{DATA, 16, WR}};
 	offer_chain(f, s, 1);
 	kick(f);
 	assert_int_equal(used_idx(f), 0);

@@ -14,6 +14,7 @@
 #include "husk/error.h"
 #include "../../src/vmm/guest_mem.h"
 #include "../../src/vmm/virtio/virtq.h"
+#include "fake_driver.h"
 
 #define MEM_SIZE 0x10000ULL
 #define DESC     0x0000ULL /* room for 1024 descriptors */
@@ -35,76 +36,32 @@ struct fx {
 	uint16_t avail_idx; /* the fake driver's next avail index */
 };
 
-static void put16(struct fx *f, uint64_t gpa, uint16_t v)
-{
-	v = htole16(v);
-	assert_int_equal(guest_mem_write(&f->m, gpa, &v, 2), 0);
-}
-
-static uint16_t get16(struct fx *f, uint64_t gpa)
-{
-	uint16_t v;
-	assert_int_equal(guest_mem_read(&f->m, gpa, &v, 2), 0);
-	return le16toh(v);
-}
-
-static uint32_t get32(struct fx *f, uint64_t gpa)
-{
-	uint32_t v;
-	assert_int_equal(guest_mem_read(&f->m, gpa, &v, 4), 0);
-	return le32toh(v);
-}
-
-static void set_desc(struct fx *f, uint64_t table, uint16_t i, uint64_t addr,
-                     uint32_t len, uint16_t flags, uint16_t next)
-{
-	uint8_t raw[16];
-	uint64_t a = htole64(addr);
-	uint32_t l = htole32(len);
-	uint16_t fl = htole16(flags), n = htole16(next);
-	memcpy(raw, &a, 8);
-	memcpy(raw + 8, &l, 4);
-	memcpy(raw + 12, &fl, 2);
-	memcpy(raw + 14, &n, 2);
-	assert_int_equal(guest_mem_write(&f->m, table + 16ULL * i, raw, 16), 0);
-}
-
 /* Offers chain head: fills the next avail slot, then publishes the index. */
 static void offer(struct fx *f, uint16_t head)
 {
-	put16(f, AVAIL + 4 + 2ULL * (f->avail_idx & (f->q.num - 1)), head);
-	f->avail_idx++;
-	put16(f, AVAIL + 2, f->avail_idx);
+	drv_offer(&f->m, AVAIL, f->q.num, &f->avail_idx, head);
 }
 
 static void set_avail_idx(struct fx *f, uint16_t idx)
 {
 	f->avail_idx = idx;
-	put16(f, AVAIL + 2, idx);
+	drv_put16(&f->m, AVAIL + 2, idx);
 }
 
 /* Sets up a ready queue of num entries whose indices both start at idx. */
 static void start_queue(struct fx *f, uint16_t num, uint16_t idx)
 {
-	virtq_reset(&f->q);
-	f->q.num = num;
-	f->q.desc = DESC;
-	f->q.avail = AVAIL;
-	f->q.used = USED;
+	drv_queue_layout(&f->q, num, DESC, AVAIL, USED);
 	f->q.last_avail = idx;
 	f->q.used_idx = idx;
 	set_avail_idx(f, idx);
-	assert_int_equal(virtq_validate(&f->m, &f->q, &f->e), 0);
-	f->q.ready = true;
+	drv_queue_ready(&f->m, &f->q);
 }
 
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	if (!f || posix_memalign((void **)&f->buf, 64, MEM_SIZE) != 0)
-		return -1;
-	memset(f->buf, 0, MEM_SIZE);
-	if (guest_mem_wrap(&f->m, f->buf, MEM_SIZE) != 0)
+	if (!f || drv_mem_new(&f->m, &f->buf, MEM_SIZE) != 0)
 		return -1;
 	start_queue(f, 8, 0);
 	*state = f;
@@ -213,9 +170,9 @@ static void pop_three_descriptor_chain(void **state)
 {
 	struct fx *f = *state;
 	/* Out of order on purpose: 3 -> 5 -> 1. */
-	set_desc(f, DESC, 3, DATA, 10, NEXT, 5);
-	set_desc(f, DESC, 5, DATA + 0x100, 6, NEXT, 1);
-	set_desc(f, DESC, 1, DATA + 0x200, 20, WRITE, 0);
+	drv_set_desc(&f->m, DESC, 3, DATA, 10, NEXT, 5);
+	drv_set_desc(&f->m, DESC, 5, DATA + 0x100, 6, NEXT, 1);
+	drv_set_desc(&f->m, DESC, 1, DATA + 0x200, 20, WRITE, 0);
 	memcpy(f->buf + DATA, "0123456789", 10);
 	memcpy(f->buf + DATA + 0x100, "abcdef", 6);
 	offer(f, 3);
@@ -255,8 +212,8 @@ static void pop_three_descriptor_chain(void **state)
 static void pop_takes_chains_in_ring_order(void **state)
 {
 	struct fx *f = *state;
-	set_desc(f, DESC, 0, DATA, 1, 0, 0);
-	set_desc(f, DESC, 7, DATA, 2, WRITE, 0);
+	drv_set_desc(&f->m, DESC, 0, DATA, 1, 0, 0);
+	drv_set_desc(&f->m, DESC, 7, DATA, 2, WRITE, 0);
 	offer(f, 7);
 	offer(f, 0);
 	assert_int_equal(virtq_pop(&f->m, &f->q, &f->c, &f->e), 1);
@@ -272,7 +229,7 @@ static void pop_full_queue_is_not_a_jump(void **state)
 {
 	struct fx *f = *state;
 	for (uint16_t i = 0; i < 8; i++) {
-		set_desc(f, DESC, i, DATA + i, 1, 0, 0);
+		drv_set_desc(&f->m, DESC, i, DATA + i, 1, 0, 0);
 		offer(f, i);
 	}
 	for (uint16_t i = 0; i < 8; i++) {
@@ -286,9 +243,9 @@ static void pop_avail_index_wraps(void **state)
 {
 	struct fx *f = *state;
 	start_queue(f, 8, 65535);
-	set_desc(f, DESC, 2, DATA, 4, 0, 0);
+	drv_set_desc(&f->m, DESC, 2, DATA, 4, 0, 0);
 	offer(f, 2); /* slot 65535 & 7 = 7, index becomes 0 */
-	assert_int_equal(get16(f, AVAIL + 2), 0);
+	assert_int_equal(drv_get16(&f->m, AVAIL + 2), 0);
 	assert_int_equal(virtq_pop(&f->m, &f->q, &f->c, &f->e), 1);
 	assert_int_equal(f->c.head, 2);
 	assert_int_equal(f->q.last_avail, 0);
@@ -300,8 +257,8 @@ static void pop_chain_of_max_length(void **state)
 	struct fx *f = *state;
 	start_queue(f, VIRTQ_MAX_SIZE, 0);
 	for (uint16_t i = 0; i < VIRTQ_MAX_CHAIN; i++)
-		set_desc(f, DESC, i, DATA, 1,
-		         i + 1 < VIRTQ_MAX_CHAIN ? NEXT : 0, i + 1);
+		drv_set_desc(&f->m, DESC, i, DATA, 1,
+		             i + 1 < VIRTQ_MAX_CHAIN ? NEXT : 0, i + 1);
 	offer(f, 0);
 	assert_int_equal(virtq_pop(&f->m, &f->q, &f->c, &f->e), 1);
 	assert_int_equal(f->c.n, VIRTQ_MAX_CHAIN);
@@ -313,7 +270,8 @@ static void pop_chain_using_every_descriptor(void **state)
 	struct fx *f = *state;
 	/* num descriptors in one chain is the most a table can hold: legal. */
 	for (uint16_t i = 0; i < 8; i++)
-		set_desc(f, DESC, 7 - i, DATA + i, 1, i < 7 ? NEXT : 0, 6 - i);
+		drv_set_desc(&f->m, DESC, 7 - i, DATA + i, 1, i < 7 ? NEXT : 0,
+		             6 - i);
 	offer(f, 7);
 	assert_int_equal(virtq_pop(&f->m, &f->q, &f->c, &f->e), 1);
 	assert_int_equal(f->c.n, 8);
@@ -325,8 +283,8 @@ static void pop_chain_using_every_descriptor(void **state)
 static void pop_rejects_descriptor_loop(void **state)
 {
 	struct fx *f = *state;
-	set_desc(f, DESC, 0, DATA, 8, NEXT, 1);
-	set_desc(f, DESC, 1, DATA, 8, NEXT, 0);
+	drv_set_desc(&f->m, DESC, 0, DATA, 8, NEXT, 1);
+	drv_set_desc(&f->m, DESC, 1, DATA, 8, NEXT, 0);
 	offer(f, 0);
 	pop_fails(f, EPROTO, "loop");
 }
@@ -336,7 +294,7 @@ static void pop_rejects_chain_longer_than_queue(void **state)
 	struct fx *f = *state;
 	/* Every descriptor once, then back to the head: num + 1 hops. */
 	for (uint16_t i = 0; i < 8; i++)
-		set_desc(f, DESC, i, DATA, 1, NEXT, (i + 1) % 8);
+		drv_set_desc(&f->m, DESC, i, DATA, 1, NEXT, (i + 1) % 8);
 	offer(f, 0);
 	pop_fails(f, EPROTO, "more than 8 descriptors");
 }
@@ -346,8 +304,8 @@ static void pop_rejects_chain_over_max_chain(void **state)
 	struct fx *f = *state;
 	start_queue(f, VIRTQ_MAX_SIZE, 0);
 	for (uint16_t i = 0; i <= VIRTQ_MAX_CHAIN; i++)
-		set_desc(f, DESC, i, DATA, 1, i < VIRTQ_MAX_CHAIN ? NEXT : 0,
-		         i + 1);
+		drv_set_desc(&f->m, DESC, i, DATA, 1,
+		             i < VIRTQ_MAX_CHAIN ? NEXT : 0, i + 1);
 	offer(f, 0);
 	pop_fails(f, EPROTO, "more than 256 buffers");
 }
@@ -355,7 +313,8 @@ static void pop_rejects_chain_over_max_chain(void **state)
 static void pop_rejects_buffer_outside_ram(void **state)
 {
 	struct fx *f = *state;
-	set_desc(f, DESC, 0, MEM_SIZE - 16, 32, 0, 0); /* crosses the end */
+	drv_set_desc(&f->m, DESC, 0, MEM_SIZE - 16, 32, 0,
+	             0); /* crosses the end */
 	offer(f, 0);
 	pop_fails(f, EFAULT, "not inside guest RAM");
 }
@@ -364,7 +323,7 @@ static void pop_rejects_buffer_wrapping_address_space(void **state)
 {
 	struct fx *f = *state;
 	/* addr + len wraps around to 8, inside RAM. */
-	set_desc(f, DESC, 0, UINT64_MAX - 7, 16, 0, 0);
+	drv_set_desc(&f->m, DESC, 0, UINT64_MAX - 7, 16, 0, 0);
 	offer(f, 0);
 	pop_fails(f, EFAULT, "not inside guest RAM");
 }
@@ -372,8 +331,8 @@ static void pop_rejects_buffer_wrapping_address_space(void **state)
 static void pop_rejects_buffer_far_past_ram(void **state)
 {
 	struct fx *f = *state;
-	set_desc(f, DESC, 0, DATA, 8, NEXT, 1);
-	set_desc(f, DESC, 1, 1ULL << 40, 0xffffffffu, WRITE, 0);
+	drv_set_desc(&f->m, DESC, 0, DATA, 8, NEXT, 1);
+	drv_set_desc(&f->m, DESC, 1, 1ULL << 40, 0xffffffffu, WRITE, 0);
 	offer(f, 0);
 	pop_fails(f, EFAULT, "descriptor 1 buffer");
 }
@@ -381,7 +340,7 @@ static void pop_rejects_buffer_far_past_ram(void **state)
 static void pop_rejects_zero_length_buffer(void **state)
 {
 	struct fx *f = *state;
-	set_desc(f, DESC, 0, DATA, 0, 0, 0);
+	drv_set_desc(&f->m, DESC, 0, DATA, 0, 0, 0);
 	offer(f, 0);
 	pop_fails(f, EPROTO, "length 0");
 }
@@ -389,7 +348,7 @@ static void pop_rejects_zero_length_buffer(void **state)
 static void pop_rejects_avail_index_jump(void **state)
 {
 	struct fx *f = *state;
-	set_desc(f, DESC, 0, DATA, 1, 0, 0);
+	drv_set_desc(&f->m, DESC, 0, DATA, 1, 0, 0);
 	set_avail_idx(f, 9); /* 9 chains offered in a queue of 8 */
 	pop_fails(f, EPROTO, "avail index jump");
 }
@@ -412,7 +371,7 @@ static void pop_rejects_head_out_of_range(void **state)
 static void pop_rejects_next_out_of_range(void **state)
 {
 	struct fx *f = *state;
-	set_desc(f, DESC, 0, DATA, 1, NEXT, 8);
+	drv_set_desc(&f->m, DESC, 0, DATA, 1, NEXT, 8);
 	offer(f, 0);
 	pop_fails(f, EPROTO, "next 8");
 }
@@ -420,9 +379,9 @@ static void pop_rejects_next_out_of_range(void **state)
 static void pop_rejects_readable_after_writable(void **state)
 {
 	struct fx *f = *state;
-	set_desc(f, DESC, 0, DATA, 4, NEXT, 1);
-	set_desc(f, DESC, 1, DATA + 4, 4, WRITE | NEXT, 2);
-	set_desc(f, DESC, 2, DATA + 8, 4, 0, 0);
+	drv_set_desc(&f->m, DESC, 0, DATA, 4, NEXT, 1);
+	drv_set_desc(&f->m, DESC, 1, DATA + 4, 4, WRITE | NEXT, 2);
+	drv_set_desc(&f->m, DESC, 2, DATA + 8, 4, 0, 0);
 	offer(f, 0);
 	pop_fails(f, EPROTO, "device-readable descriptor 2 after");
 }
@@ -430,8 +389,8 @@ static void pop_rejects_readable_after_writable(void **state)
 static void pop_rejects_indirect_not_negotiated(void **state)
 {
 	struct fx *f = *state;
-	set_desc(f, INDIRECT, 0, DATA, 4, 0, 0);
-	set_desc(f, DESC, 0, INDIRECT, 16, INDIR, 0);
+	drv_set_desc(&f->m, INDIRECT, 0, DATA, 4, 0, 0);
+	drv_set_desc(&f->m, DESC, 0, INDIRECT, 16, INDIR, 0);
 	offer(f, 0);
 	pop_fails(f, EPROTO, "not negotiated");
 }
@@ -440,9 +399,9 @@ static void pop_rejects_indirect_with_next(void **state)
 {
 	struct fx *f = *state;
 	f->q.indirect = true;
-	set_desc(f, INDIRECT, 0, DATA, 4, 0, 0);
-	set_desc(f, DESC, 0, INDIRECT, 16, INDIR | NEXT, 1);
-	set_desc(f, DESC, 1, DATA, 4, 0, 0);
+	drv_set_desc(&f->m, INDIRECT, 0, DATA, 4, 0, 0);
+	drv_set_desc(&f->m, DESC, 0, INDIRECT, 16, INDIR | NEXT, 1);
+	drv_set_desc(&f->m, DESC, 1, DATA, 4, 0, 0);
 	offer(f, 0);
 	pop_fails(f, EPROTO, "both INDIRECT and NEXT");
 }
@@ -451,10 +410,10 @@ static void pop_rejects_nested_indirect(void **state)
 {
 	struct fx *f = *state;
 	f->q.indirect = true;
-	set_desc(f, DESC, 0, INDIRECT, 32, INDIR, 0);
-	set_desc(f, INDIRECT, 0, DATA, 4, NEXT, 1);
-	set_desc(f, INDIRECT, 1, INDIRECT + 0x100, 16, INDIR, 0);
-	set_desc(f, INDIRECT + 0x100, 0, DATA, 4, 0, 0);
+	drv_set_desc(&f->m, DESC, 0, INDIRECT, 32, INDIR, 0);
+	drv_set_desc(&f->m, INDIRECT, 0, DATA, 4, NEXT, 1);
+	drv_set_desc(&f->m, INDIRECT, 1, INDIRECT + 0x100, 16, INDIR, 0);
+	drv_set_desc(&f->m, INDIRECT + 0x100, 0, DATA, 4, 0, 0);
 	offer(f, 0);
 	pop_fails(f, EPROTO, "nested indirect");
 }
@@ -477,7 +436,7 @@ static void pop_rejects_bad_indirect_table(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		start_queue(f, 8, 0);
 		f->q.indirect = true;
-		set_desc(f, DESC, 0, bad[i].addr, bad[i].len, INDIR, 0);
+		drv_set_desc(&f->m, DESC, 0, bad[i].addr, bad[i].len, INDIR, 0);
 		offer(f, 0);
 		pop_fails(f, bad[i].code, "indirect table");
 	}
@@ -487,8 +446,9 @@ static void pop_rejects_indirect_next_out_of_table(void **state)
 {
 	struct fx *f = *state;
 	f->q.indirect = true;
-	set_desc(f, DESC, 0, INDIRECT, 48, INDIR, 0);
-	set_desc(f, INDIRECT, 0, DATA, 4, NEXT, 3); /* table has 3 entries */
+	drv_set_desc(&f->m, DESC, 0, INDIRECT, 48, INDIR, 0);
+	drv_set_desc(&f->m, INDIRECT, 0, DATA, 4, NEXT,
+	             3); /* table has 3 entries */
 	offer(f, 0);
 	pop_fails(f, EPROTO, "indirect descriptor 0 has next 3");
 }
@@ -497,9 +457,9 @@ static void pop_rejects_indirect_loop(void **state)
 {
 	struct fx *f = *state;
 	f->q.indirect = true;
-	set_desc(f, DESC, 0, INDIRECT, 32, INDIR, 0);
-	set_desc(f, INDIRECT, 0, DATA, 4, NEXT, 1);
-	set_desc(f, INDIRECT, 1, DATA, 4, NEXT, 0);
+	drv_set_desc(&f->m, DESC, 0, INDIRECT, 32, INDIR, 0);
+	drv_set_desc(&f->m, INDIRECT, 0, DATA, 4, NEXT, 1);
+	drv_set_desc(&f->m, INDIRECT, 1, DATA, 4, NEXT, 0);
 	offer(f, 0);
 	pop_fails(f, EPROTO, "loop");
 }
@@ -510,11 +470,11 @@ static void pop_indirect_chain(void **state)
 	f->q.indirect = true;
 	/* A direct header, then an indirect table 0 -> 2 (1 unused). The
 	 * WRITE flag on the table's own descriptor means nothing. */
-	set_desc(f, DESC, 4, DATA, 3, NEXT, 6);
-	set_desc(f, DESC, 6, INDIRECT, 48, INDIR | WRITE, 0);
-	set_desc(f, INDIRECT, 0, DATA + 3, 5, NEXT, 2);
-	set_desc(f, INDIRECT, 1, 0xdead0000, 0, INDIR, 0);
-	set_desc(f, INDIRECT, 2, DATA + 0x100, 64, WRITE, 0);
+	drv_set_desc(&f->m, DESC, 4, DATA, 3, NEXT, 6);
+	drv_set_desc(&f->m, DESC, 6, INDIRECT, 48, INDIR | WRITE, 0);
+	drv_set_desc(&f->m, INDIRECT, 0, DATA + 3, 5, NEXT, 2);
+	drv_set_desc(&f->m, INDIRECT, 1, 0xdead0000, 0, INDIR, 0);
+	drv_set_desc(&f->m, INDIRECT, 2, DATA + 0x100, 64, WRITE, 0);
 	memcpy(f->buf + DATA, "hdrbody!", 8);
 	offer(f, 4);
 	assert_int_equal(virtq_pop(&f->m, &f->q, &f->c, &f->e), 1);
@@ -531,11 +491,11 @@ static void pop_counts_indirect_buffers_toward_max_chain(void **state)
 {
 	struct fx *f = *state;
 	f->q.indirect = true;
-	set_desc(f, DESC, 0, DATA, 1, NEXT, 1);
-	set_desc(f, DESC, 1, INDIRECT, 16 * VIRTQ_MAX_CHAIN, INDIR, 0);
+	drv_set_desc(&f->m, DESC, 0, DATA, 1, NEXT, 1);
+	drv_set_desc(&f->m, DESC, 1, INDIRECT, 16 * VIRTQ_MAX_CHAIN, INDIR, 0);
 	for (uint16_t i = 0; i < VIRTQ_MAX_CHAIN; i++)
-		set_desc(f, INDIRECT, i, DATA, 1,
-		         i + 1 < VIRTQ_MAX_CHAIN ? NEXT : 0, i + 1);
+		drv_set_desc(&f->m, INDIRECT, i, DATA, 1,
+		             i + 1 < VIRTQ_MAX_CHAIN ? NEXT : 0, i + 1);
 	offer(f, 0);
 	pop_fails(f, EPROTO, "more than 256 buffers");
 }
@@ -550,14 +510,14 @@ static void pop_rejects_totals_over_4g(void **state)
 	struct guest_mem small = f->m;
 	f->m = big;
 	start_queue(f, 8, 0);
-	set_desc(f, DESC, 0, 0x10000000, 0x80000000u, NEXT, 1);
-	set_desc(f, DESC, 1, 0x10000000, 0x7fffffffu, 0, 2);
+	drv_set_desc(&f->m, DESC, 0, 0x10000000, 0x80000000u, NEXT, 1);
+	drv_set_desc(&f->m, DESC, 1, 0x10000000, 0x7fffffffu, 0, 2);
 	offer(f, 0);
 	assert_int_equal(virtq_pop(&f->m, &f->q, &f->c, &f->e), 1);
 	assert_int_equal(f->c.readable, UINT32_MAX);
 
-	set_desc(f, DESC, 1, 0x10000000, 0x7fffffffu, NEXT, 2);
-	set_desc(f, DESC, 2, DATA, 1, 0, 0);
+	drv_set_desc(&f->m, DESC, 1, 0x10000000, 0x7fffffffu, NEXT, 2);
+	drv_set_desc(&f->m, DESC, 2, DATA, 1, 0, 0);
 	offer(f, 0);
 	pop_fails(f, EPROTO, "readable bytes exceed 4 GiB");
 
@@ -571,8 +531,8 @@ static void broken_queue_stays_broken(void **state)
 	offer(f, 9);
 	pop_fails(f, EPROTO, "head 9");
 	/* The guest fixes the ring: too late. */
-	set_desc(f, DESC, 0, DATA, 4, 0, 0);
-	put16(f, AVAIL + 4, 0);
+	drv_set_desc(&f->m, DESC, 0, DATA, 4, 0, 0);
+	drv_put16(&f->m, AVAIL + 4, 0);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(virtq_pop(&f->m, &f->q, &f->c, &f->e), -EIO);
 		assert_non_null(strstr(f->e.msg, "broken"));
@@ -607,29 +567,29 @@ static void pop_rechecks_layout(void **state)
 static void push_fills_used_ring(void **state)
 {
 	struct fx *f = *state;
-	set_desc(f, DESC, 5, DATA, 4, WRITE, 0);
+	drv_set_desc(&f->m, DESC, 5, DATA, 4, WRITE, 0);
 	offer(f, 5);
 	assert_int_equal(virtq_pop(&f->m, &f->q, &f->c, &f->e), 1);
 	assert_int_equal(virtq_push(&f->m, &f->q, 5, 3, &f->e), 0);
 	assert_int_equal(f->q.used_idx, 1);
-	assert_int_equal(get16(f, USED + 2), 1);
-	assert_int_equal(get32(f, USED + 4), 5);
-	assert_int_equal(get32(f, USED + 8), 3);
+	assert_int_equal(drv_get16(&f->m, USED + 2), 1);
+	assert_int_equal(drv_get32(&f->m, USED + 4), 5);
+	assert_int_equal(drv_get32(&f->m, USED + 8), 3);
 }
 
 static void push_wraps_used_index(void **state)
 {
 	struct fx *f = *state;
 	start_queue(f, 8, 65535);
-	set_desc(f, DESC, 1, DATA, 4, WRITE, 0);
+	drv_set_desc(&f->m, DESC, 1, DATA, 4, WRITE, 0);
 	offer(f, 1);
 	assert_int_equal(virtq_pop(&f->m, &f->q, &f->c, &f->e), 1);
 	assert_int_equal(virtq_push(&f->m, &f->q, 1, 4, &f->e), 0);
 	assert_int_equal(f->q.used_idx, 0);
-	assert_int_equal(get16(f, USED + 2), 0);
+	assert_int_equal(drv_get16(&f->m, USED + 2), 0);
 	/* Slot 65535 & 7 = 7. */
-	assert_int_equal(get32(f, USED + 4 + 8 * 7), 1);
-	assert_int_equal(get32(f, USED + 4 + 8 * 7 + 4), 4);
+	assert_int_equal(drv_get32(&f->m, USED + 4 + 8 * 7), 1);
+	assert_int_equal(drv_get32(&f->m, USED + 4 + 8 * 7 + 4), 4);
 }
 
 static void push_rejects_device_bugs(void **state)
@@ -637,7 +597,7 @@ static void push_rejects_device_bugs(void **state)
 	struct fx *f = *state;
 	/* Nothing popped: nothing to hand back. */
 	assert_int_equal(virtq_push(&f->m, &f->q, 0, 0, &f->e), -EINVAL);
-	set_desc(f, DESC, 0, DATA, 4, 0, 0);
+	drv_set_desc(&f->m, DESC, 0, DATA, 4, 0, 0);
 	offer(f, 0);
 	assert_int_equal(virtq_pop(&f->m, &f->q, &f->c, &f->e), 1);
 	assert_int_equal(virtq_push(&f->m, &f->q, 8, 0, &f->e), -EINVAL);
@@ -654,9 +614,9 @@ static void should_interrupt_honours_no_interrupt(void **state)
 	struct fx *f = *state;
 	f->q.used_idx = 1;
 	assert_true(virtq_should_interrupt(&f->m, &f->q, 0));
-	put16(f, AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT);
+	drv_put16(&f->m, AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT);
 	assert_false(virtq_should_interrupt(&f->m, &f->q, 0));
-	put16(f, AVAIL, 0);
+	drv_put16(&f->m, AVAIL, 0);
 	/* Nothing pushed: nothing to tell. */
 	assert_false(virtq_should_interrupt(&f->m, &f->q, 1));
 }
@@ -667,13 +627,13 @@ static void should_interrupt_honours_used_event(void **state)
 	const uint64_t used_event = AVAIL + 4 + 2 * 8;
 	f->q.event_idx = true;
 	/* The flag means nothing with EVENT_IDX. */
-	put16(f, AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT);
+	drv_put16(&f->m, AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT);
 
-	put16(f, used_event, 0);
+	drv_put16(&f->m, used_event, 0);
 	f->q.used_idx = 1;
 	assert_true(virtq_should_interrupt(&f->m, &f->q, 0));
 
-	put16(f, used_event, 5);
+	drv_put16(&f->m, used_event, 5);
 	f->q.used_idx = 2;
 	assert_false(virtq_should_interrupt(&f->m, &f->q, 1));
 	f->q.used_idx = 5;
@@ -684,10 +644,10 @@ static void should_interrupt_honours_used_event(void **state)
 	assert_true(virtq_should_interrupt(&f->m, &f->q, 5)); /* just 5 */
 
 	/* Across the 16-bit wrap. */
-	put16(f, used_event, 0);
+	drv_put16(&f->m, used_event, 0);
 	f->q.used_idx = 1;
 	assert_true(virtq_should_interrupt(&f->m, &f->q, 65535));
-	put16(f, used_event, 65534);
+	drv_put16(&f->m, used_event, 65534);
 	assert_false(virtq_should_interrupt(&f->m, &f->q, 65535));
 }
 
@@ -695,11 +655,11 @@ static void set_used_notify_flags(void **state)
 {
 	struct fx *f = *state;
 	assert_int_equal(virtq_set_used_notify(&f->m, &f->q, false, &f->e), 0);
-	assert_int_equal(get16(f, USED), VIRTQ_USED_F_NO_NOTIFY);
+	assert_int_equal(drv_get16(&f->m, USED), VIRTQ_USED_F_NO_NOTIFY);
 	assert_int_equal(virtq_set_used_notify(&f->m, &f->q, true, &f->e), 0);
-	assert_int_equal(get16(f, USED), 0);
+	assert_int_equal(drv_get16(&f->m, USED), 0);
 	/* Offered while notifications were off: re-enabling reports it. */
-	set_desc(f, DESC, 0, DATA, 4, 0, 0);
+	drv_set_desc(&f->m, DESC, 0, DATA, 4, 0, 0);
 	offer(f, 0);
 	assert_int_equal(virtq_set_used_notify(&f->m, &f->q, true, &f->e), 1);
 }
@@ -709,19 +669,19 @@ static void set_used_notify_avail_event(void **state)
 	struct fx *f = *state;
 	const uint64_t avail_event = USED + 4 + 8 * 8;
 	f->q.event_idx = true;
-	set_desc(f, DESC, 0, DATA, 4, 0, 0);
+	drv_set_desc(&f->m, DESC, 0, DATA, 4, 0, 0);
 	offer(f, 0);
 	offer(f, 0);
 	assert_int_equal(virtq_pop(&f->m, &f->q, &f->c, &f->e), 1);
 	assert_int_equal(virtq_set_used_notify(&f->m, &f->q, true, &f->e), 1);
-	assert_int_equal(get16(f, avail_event), 1);
+	assert_int_equal(drv_get16(&f->m, avail_event), 1);
 	assert_int_equal(virtq_pop(&f->m, &f->q, &f->c, &f->e), 1);
 	assert_int_equal(virtq_set_used_notify(&f->m, &f->q, true, &f->e), 0);
-	assert_int_equal(get16(f, avail_event), 2);
+	assert_int_equal(drv_get16(&f->m, avail_event), 2);
 	/* Disabling leaves avail_event where it was. */
 	assert_int_equal(virtq_set_used_notify(&f->m, &f->q, false, &f->e), 0);
-	assert_int_equal(get16(f, avail_event), 2);
-	assert_int_equal(get16(f, USED), 0);
+	assert_int_equal(drv_get16(&f->m, avail_event), 2);
+	assert_int_equal(drv_get16(&f->m, USED), 0);
 }
 
 static void reset_clears_everything(void **state)

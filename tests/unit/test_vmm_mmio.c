@@ -24,6 +24,7 @@
 #include "../../src/vmm/virtio/device.h"
 #include "../../src/vmm/virtio/mmio.h"
 #include "../../src/vmm/virtio/virtq.h"
+#include "fake_driver.h"
 
 #define MEM_SIZE 0x10000ULL
 #define DESC     0x1000ULL
@@ -145,19 +146,6 @@ static void wr(struct fx *f, uint64_t off, uint32_t v)
 	f->bd.write(f->bd.opaque, off, (const uint8_t *)&v, 4);
 }
 
-static void put16(struct fx *f, uint64_t gpa, uint16_t v)
-{
-	v = htole16(v);
-	assert_int_equal(guest_mem_write(&f->m, gpa, &v, 2), 0);
-}
-
-static uint16_t get16(struct fx *f, uint64_t gpa)
-{
-	uint16_t v;
-	assert_int_equal(guest_mem_read(&f->m, gpa, &v, 2), 0);
-	return le16toh(v);
-}
-
 /* Writes 64 feature bits through the two selector halves. */
 static void write_features(struct fx *f, uint64_t feat)
 {
@@ -208,17 +196,8 @@ static void bring_up(struct fx *f)
 /* Offers a one-descriptor chain on queue 0 (set up at DESC/AVAIL/USED). */
 static void offer_one(struct fx *f)
 {
-	uint8_t raw[16] = {0};
-	uint64_t a = htole64(DATA);
-	uint32_t l = htole32(64);
-	uint16_t fl = htole16(VIRTQ_DESC_F_WRITE);
-	memcpy(raw, &a, 8);
-	memcpy(raw + 8, &l, 4);
-	memcpy(raw + 12, &fl, 2);
-	assert_int_equal(guest_mem_write(&f->m, DESC, raw, 16), 0);
-	put16(f, AVAIL + 4 + 2ULL * (f->avail_idx % QNUM), 0);
-	f->avail_idx++;
-	put16(f, AVAIL + 2, f->avail_idx);
+	drv_set_desc(&f->m, DESC, 0, DATA, 64, VIRTQ_DESC_F_WRITE, 0);
+	drv_offer(&f->m, AVAIL, QNUM, &f->avail_idx, 0);
 }
 
 static void assert_needs_reset(struct fx *f)
@@ -254,10 +233,7 @@ static void remake(struct fx *f, const struct virtio_dev_ops *ops,
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	if (!f || posix_memalign((void **)&f->buf, 64, MEM_SIZE) != 0)
-		return -1;
-	memset(f->buf, 0, MEM_SIZE);
-	if (guest_mem_wrap(&f->m, f->buf, MEM_SIZE) != 0)
+	if (!f || drv_mem_new(&f->m, &f->buf, MEM_SIZE) != 0)
 		return -1;
 	for (unsigned i = 0; i < CONFIG_SIZE; i++)
 		f->config[i] = (uint8_t)(0x10 + i);
@@ -471,7 +447,7 @@ static void bring_up_and_notify(void **state)
 	wr(f, VMMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(f->notifies[0], 1);
 	assert_int_equal(f->chains, 1);
-	assert_int_equal(get16(f, USED + 2), 1);
+	assert_int_equal(drv_get16(&f->m, USED + 2), 1);
 	/* The completion interrupted the driver through t->raise. */
 	assert_int_equal(f->raised, 1);
 	assert_int_equal(rd(f, VMMIO_INTERRUPT_STATUS), VIRTIO_INT_USED_BUFFER);
@@ -944,7 +920,7 @@ static void reset_clears_everything(void **state)
 	offer_one(f);
 	wr(f, VMMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(f->chains, 2);
-	assert_int_equal(get16(f, USED + 2), 1);
+	assert_int_equal(drv_get16(&f->m, USED + 2), 1);
 }
 
 static void interrupt_ack(void **state)
