@@ -57,7 +57,7 @@ guest_kernel() {
 
 check_boot() {
 	local kernel=$1 cpus=$2
-	run "$TESTVM" --timeout 300 --cpus "$cpus" -- env BUILD="$BOOT_BUILD" \
+	run "$TESTVM" --timeout 600 --cpus "$cpus" -- env BUILD="$BOOT_BUILD" \
 		"$HUSK_REPO/tests/vmm/run-check.sh" "$kernel" "$cpus"
 	echo "$output"
 	[ "$status" -eq 0 ]
@@ -82,14 +82,15 @@ check_boot() {
 	local k init
 	k="$(guest_kernel)/vmlinux"
 	init="$BOOT_BUILD/tests/vmm/guest-check.cpio"
-	run "$TESTVM" --timeout 400 -- bash -c "
-		v=$BOOT_BUILD/bin/husk-vmm
+	run "$TESTVM" --timeout 900 -- bash -c "
+		v='timeout 240 $BOOT_BUILD/bin/husk-vmm'
+		bg=$BOOT_BUILD/bin/husk-vmm
 		\$v --kernel $k --initrd $init --cmdline 'console=ttyS0 quiet husk.action=poweroff'; echo poweroff=\$?
 		\$v --kernel $k --initrd $init --cmdline 'console=ttyS0 quiet reboot=k husk.action=reboot'; echo reboot=\$?
 		\$v --kernel $k --initrd $init --cmdline 'console=ttyS0 quiet reboot=t husk.action=reboot'; echo triple=\$?
-		\$v --kernel $k --initrd $init --cmdline 'console=ttyS0 quiet husk.action=wait' & pid=\$!
+		\$bg --kernel $k --initrd $init --cmdline 'console=ttyS0 quiet husk.action=wait' & pid=\$!
 		sleep 5; kill -TERM \$pid; wait \$pid; echo stopped=\$?
-		\$v --kernel $k --initrd $init --cmdline 'console=ttyS0 quiet husk.action=wait' --control /tmp/ctl.sock & pid=\$!
+		\$bg --kernel $k --initrd $init --cmdline 'console=ttyS0 quiet husk.action=wait' --control /tmp/ctl.sock & pid=\$!
 		for i in \$(seq 100); do [ -S /tmp/ctl.sock ] && break; sleep 0.1; done
 		echo state | socat - UNIX-CONNECT:/tmp/ctl.sock
 		echo bogus | socat - UNIX-CONNECT:/tmp/ctl.sock
