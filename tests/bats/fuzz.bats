@@ -25,3 +25,7 @@ run_fuzzer() {
 @test "fuzz virtio-blk request parsing ($FUZZ_SECONDS s)" {
 	run_fuzzer fuzz_virtio_blk
 }
+
+@test "fuzz the host-agent protocol decoder ($FUZZ_SECONDS s)" {
+	run_fuzzer fuzz_proto
+}
