@@ -8,6 +8,7 @@
 int evloop_init(struct evloop *l, struct husk_error *err)
 {
 	memset(l, 0, sizeof(*l));
+	pthread_mutex_init(&l->lock, NULL);
 	for (int i = 0; i < EVLOOP_MAX; i++)
 		l->entries[i].fd = -1;
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -34,28 +35,36 @@ static struct evloop_entry *find(struct evloop *l, int fd)
 int evloop_watch(struct evloop *l, int fd, uint32_t events, evloop_fn fn,
                  void *opaque)
 {
+	int rc = 0;
+	pthread_mutex_lock(&l->lock);
 	struct evloop_entry *e = find(l, fd);
 	int op = EPOLL_CTL_MOD;
 	if (!e) {
 		e = find(l, -1);
-		if (!e)
-			return -ENOSPC;
 		op = EPOLL_CTL_ADD;
 	}
-	struct epoll_event ev = {.events = events, .data.ptr = e};
-	if (epoll_ctl(l->epfd, op, fd, &ev) < 0)
-		return -errno;
-	*e = (struct evloop_entry){fd, fn, opaque};
-	return 0;
+	if (!e) {
+		rc = -ENOSPC;
+	} else {
+		struct epoll_event ev = {.events = events, .data.ptr = e};
+		if (epoll_ctl(l->epfd, op, fd, &ev) < 0)
+			rc = -errno;
+		else
+			*e = (struct evloop_entry){fd, fn, opaque};
+	}
+	pthread_mutex_unlock(&l->lock);
+	return rc;
 }
 
 void evloop_unwatch(struct evloop *l, int fd)
 {
+	pthread_mutex_lock(&l->lock);
 	struct evloop_entry *e = find(l, fd);
-	if (!e)
-		return;
-	epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
-	e->fd = -1;
+	if (e) {
+		epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+		e->fd = -1;
+	}
+	pthread_mutex_unlock(&l->lock);
 }
 
 int evloop_run_once(struct evloop *l, int timeout_ms)
@@ -65,10 +74,13 @@ int evloop_run_once(struct evloop *l, int timeout_ms)
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
 	for (int i = 0; i < n; i++) {
-		struct evloop_entry *e = ev[i].data.ptr;
-		/* An earlier callback in this batch may have removed it. */
-		if (e->fd >= 0)
-			e->fn(e->opaque, ev[i].events);
+		/* Copy the entry under the lock: an earlier callback in this
+		 * batch, or a vCPU thread, may have removed it meanwhile. */
+		pthread_mutex_lock(&l->lock);
+		struct evloop_entry e = *(struct evloop_entry *)ev[i].data.ptr;
+		pthread_mutex_unlock(&l->lock);
+		if (e.fd >= 0)
+			e.fn(e.opaque, ev[i].events);
 	}
 	return n;
 }

@@ -1,9 +1,13 @@
 /* The main thread's event loop: epoll over host fds (console sockets,
  * the control socket, signals, the stop eventfd). Callbacks run on the
- * main thread; devices take their own lock inside them. */
+ * main thread; devices take their own lock inside them. Watching and
+ * unwatching may also happen on a vCPU thread (a console peer found gone
+ * while the guest writes), so the table has a lock of its own, never held
+ * while a callback runs. */
 #ifndef HUSK_VMM_EVLOOP_H
 #define HUSK_VMM_EVLOOP_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "husk/error.h"
@@ -14,6 +18,7 @@ typedef void (*evloop_fn)(void *opaque, uint32_t events);
 
 struct evloop {
 	int epfd;
+	pthread_mutex_t lock; /* guards entries[] */
 	struct evloop_entry {
 		int fd;
 		evloop_fn fn;
