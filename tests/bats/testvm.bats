@@ -92,6 +92,11 @@ teardown() {
 
 @test "inside the test machine the probe reports hardware KVM (kvm_amd)" {
 	run "$TESTVM" --timeout 300 -- "$HUSK" check
+	# A stall of the emulated nested SVM (docs/testing.md): one more try.
+	if [[ "$output" == *"did not finish within"* ]]; then
+		echo "# first try stalled; trying once more" >&3
+		run "$TESTVM" --timeout 300 -- "$HUSK" check
+	fi
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"/dev/kvm: hardware (module kvm_amd)"* ]]

@@ -59,6 +59,14 @@ check_boot() {
 	local kernel=$1 cpus=$2
 	run "$TESTVM" --timeout 600 --cpus "$cpus" -- env BUILD="$BOOT_BUILD" \
 		"$HUSK_REPO/tests/vmm/run-check.sh" "$kernel" "$cpus"
+	# The emulated nested SVM of the test machine now and then loses a
+	# guest's interrupt and the guest stalls (docs/testing.md). One more
+	# try for that case only: a second stall, or any wrong result, fails.
+	if [[ "$output" == *"husk-vmm did not finish within"* ]]; then
+		echo "# first try stalled; trying once more" >&3
+		run "$TESTVM" --timeout 600 --cpus "$cpus" -- env BUILD="$BOOT_BUILD" \
+			"$HUSK_REPO/tests/vmm/run-check.sh" "$kernel" "$cpus"
+	fi
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"GUEST-CHECK: PASS"* ]]

@@ -32,13 +32,13 @@ ro_before=$(sha256sum <"$dir/disk1")
 
 # A limit per VM, so that a VM that never ends says so here rather than
 # using up the test machine's own limit.
-timeout 240 "$build/bin/husk-vmm" --kernel "$kernel" --initrd "$build/tests/vmm/guest-check.cpio" \
+timeout 150 "$build/bin/husk-vmm" --kernel "$kernel" --initrd "$build/tests/vmm/guest-check.cpio" \
 	--cpus "$cpus" --memory 128 --disk "$dir/disk0" --disk "$dir/disk1,ro" --rng \
 	--port "check=unix:$dir/check.sock" \
 	--cmdline "console=ttyS0 reboot=k panic=-1 quiet husk.cpus=$cpus husk.mem_mib=128" "$@"
 status=$?
 
-[ "$status" = 124 ] && echo "host: husk-vmm did not finish within 240 s"
+[ "$status" = 124 ] && echo "host: husk-vmm did not finish within 150 s"
 echo "host: husk-vmm exit status $status"
 echo "host: port received: $(cat "$dir/port.out" 2>/dev/null)"
 written=$(dd if="$dir/disk0" bs=1 skip=4096 count=16 2>/dev/null)
