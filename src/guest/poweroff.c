@@ -6,12 +6,17 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/io.h>
+#include <termios.h>
 #include <unistd.h>
 
 #define HUSK_POWER_PORT 0x4f0
 
 int main(void)
 {
+	/* Let the console driver send what is queued: after the power-off
+	 * it is gone. */
+	tcdrain(STDOUT_FILENO);
+	tcdrain(STDERR_FILENO);
 	sync();
 	if (ioperm(HUSK_POWER_PORT, 1, 1) < 0) {
 		fprintf(stderr, "husk-poweroff: ioperm: %s\n", strerror(errno));

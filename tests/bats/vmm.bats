@@ -86,12 +86,10 @@ check_boot() {
 	check_boot "$(guest_kernel)/bzImage" 2
 }
 
-@test "husk-vmm's exit status tells poweroff, reboot, triple fault, stop (signal, control socket) and a bad kernel apart" {
-	local k init
-	k="$(guest_kernel)/vmlinux"
-	init="$BOOT_BUILD/tests/vmm/guest-check.cpio"
-	run "$TESTVM" --timeout 900 -- bash -c "
-		v='timeout 240 $BOOT_BUILD/bin/husk-vmm'
+exit_statuses() {
+	local k=$1 init=$2
+	"$TESTVM" --timeout 900 -- bash -c "
+		v='timeout 120 $BOOT_BUILD/bin/husk-vmm'
 		bg=$BOOT_BUILD/bin/husk-vmm
 		\$v --kernel $k --initrd $init --cmdline 'console=ttyS0 quiet husk.action=poweroff'; echo poweroff=\$?
 		\$v --kernel $k --initrd $init --cmdline 'console=ttyS0 quiet reboot=k husk.action=reboot'; echo reboot=\$?
@@ -110,6 +108,19 @@ check_boot() {
 		\$v --kernel /tmp/truncated; echo truncated=\$?
 		\$v --kernel $k --memory 32 --initrd $k; echo toobig=\$?
 	"
+}
+
+@test "husk-vmm's exit status tells poweroff, reboot, triple fault, stop (signal, control socket) and a bad kernel apart" {
+	local k init
+	k="$(guest_kernel)/vmlinux"
+	init="$BOOT_BUILD/tests/vmm/guest-check.cpio"
+	run exit_statuses "$k" "$init"
+	# A guest stalled by the emulated nested SVM (docs/testing.md) shows
+	# as its VM's time limit (124): one more try in a fresh test machine.
+	if [[ "$output" == *"=124"* ]]; then
+		echo "# a VM stalled; trying once more" >&3
+		run exit_statuses "$k" "$init"
+	fi
 	echo "$output"
 	[[ "$output" == *"poweroff=0"* ]]
 	[[ "$output" == *"reboot=2"* ]]

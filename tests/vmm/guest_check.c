@@ -21,6 +21,7 @@
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #define HUSK_POWER_PORT 0x4f0
@@ -218,6 +219,9 @@ int main(void)
 		check_port();
 		printf("GUEST-CHECK: %s\n", failures ? "FAIL" : "PASS");
 		fflush(stdout);
+		/* The console driver sends queued bytes later, by interrupt:
+		 * wait until they are out, or the power-off cuts them. */
+		tcdrain(1);
 		sync();
 		if (failures) {
 			reboot(RB_AUTOBOOT);
