@@ -2,6 +2,7 @@
  * Documentation/x86/zero-page.rst and boot.rst; we write them by offset
  * into a byte array rather than through a copy of the kernel's struct. */
 #include "boot.h"
+#include "le_bytes.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -40,31 +41,6 @@ enum {
 	E820_RAM = 1,
 	E820_RESERVED = 2,
 };
-
-static void put16(uint8_t *p, size_t off, uint16_t v)
-{
-	memcpy(p + off, &v, sizeof(v));
-}
-static void put32(uint8_t *p, size_t off, uint32_t v)
-{
-	memcpy(p + off, &v, sizeof(v));
-}
-static void put64(uint8_t *p, size_t off, uint64_t v)
-{
-	memcpy(p + off, &v, sizeof(v));
-}
-static uint16_t get16(const uint8_t *p, size_t off)
-{
-	uint16_t v;
-	memcpy(&v, p + off, sizeof(v));
-	return v;
-}
-static uint32_t get32(const uint8_t *p, size_t off)
-{
-	uint32_t v;
-	memcpy(&v, p + off, sizeof(v));
-	return v;
-}
 
 /* Copies bytes into guest RAM, failing when any part is outside it. */
 static int load(struct guest_mem *mem, uint64_t gpa, const void *src,
@@ -135,14 +111,14 @@ int boot_load_bzimage(struct guest_mem *mem, const uint8_t *img, uint64_t size,
                       uint8_t *params, struct boot_entry *entry,
                       struct husk_error *err)
 {
-	if (size < 0x300 || get32(img, BP_HEADER) != HDRS_MAGIC)
+	if (size < 0x300 || le_get32(img, BP_HEADER) != HDRS_MAGIC)
 		return husk_err(err, ENOEXEC, "kernel: not a bzImage");
-	if (get16(img, BP_VERSION) < MIN_PROTOCOL)
+	if (le_get16(img, BP_VERSION) < MIN_PROTOCOL)
 		return husk_err(err, ENOEXEC,
 		                "kernel: boot protocol %x.%02x is older than "
 		                "2.12",
 		                img[BP_VERSION + 1], img[BP_VERSION]);
-	if (!(get16(img, BP_XLOADFLAGS) & XLF_KERNEL_64))
+	if (!(le_get16(img, BP_XLOADFLAGS) & XLF_KERNEL_64))
 		return husk_err(err, ENOEXEC,
 		                "kernel: bzImage has no 64-bit entry point");
 	uint64_t setup_sects = img[BP_SETUP_SECTS] ? img[BP_SETUP_SECTS] : 4;
@@ -158,7 +134,7 @@ int boot_load_bzimage(struct guest_mem *mem, const uint8_t *img, uint64_t size,
 	       hdr_end - BP_SETUP_SECTS);
 
 	uint64_t kernel_size = size - setup_size;
-	uint64_t init_size = get32(img, BP_INIT_SIZE);
+	uint64_t init_size = le_get32(img, BP_INIT_SIZE);
 	int rc = load(mem, BOOT_BZIMAGE_LOAD, img + setup_size, kernel_size,
 	              "kernel", err);
 	if (rc < 0)
@@ -181,9 +157,9 @@ static void e820_add(uint8_t *params, uint64_t addr, uint64_t size,
 {
 	uint8_t n = params[BP_E820_ENTRIES];
 	size_t off = BP_E820_TABLE + (size_t)n * 20;
-	put64(params, off, addr);
-	put64(params, off + 8, size);
-	put32(params, off + 16, type);
+	le_put64(params, off, addr);
+	le_put64(params, off + 8, size);
+	le_put32(params, off + 16, type);
 	params[BP_E820_ENTRIES] = n + 1;
 }
 
@@ -235,7 +211,7 @@ static int load_initrd(struct guest_mem *mem, const uint8_t *img, uint64_t size,
                        uint8_t *params, uint64_t kernel_end,
                        struct husk_error *err)
 {
-	uint64_t max = get32(params, BP_INITRD_ADDR_MAX);
+	uint64_t max = le_get32(params, BP_INITRD_ADDR_MAX);
 	if (max == 0)
 		max = 0x37ffffff; /* the boot protocol's default */
 	uint64_t top = mem->regions[0].gpa + mem->regions[0].size;
@@ -251,8 +227,8 @@ static int load_initrd(struct guest_mem *mem, const uint8_t *img, uint64_t size,
 	int rc = load(mem, at, img, size, "initrd", err);
 	if (rc < 0)
 		return rc;
-	put32(params, BP_RAMDISK_IMAGE, (uint32_t)at);
-	put32(params, BP_RAMDISK_SIZE, (uint32_t)size);
+	le_put32(params, BP_RAMDISK_IMAGE, (uint32_t)at);
+	le_put32(params, BP_RAMDISK_SIZE, (uint32_t)size);
 	return 0;
 }
 
@@ -296,27 +272,27 @@ int boot_load_linux(struct guest_mem *mem, const char *kernel_path,
 	if (size >= 4 && !memcmp(img, ELFMAG, SELFMAG)) {
 		rc = boot_load_elf(mem, img, size, entry, err);
 		/* What a bzImage's header would have told the kernel. */
-		put16(params, BP_BOOT_FLAG, 0xaa55);
-		put32(params, BP_HEADER, HDRS_MAGIC);
-		put32(params, BP_KERNEL_ALIGNMENT, 0x01000000);
-		put32(params, BP_INITRD_ADDR_MAX, 0x7fffffff);
+		le_put16(params, BP_BOOT_FLAG, 0xaa55);
+		le_put32(params, BP_HEADER, HDRS_MAGIC);
+		le_put32(params, BP_KERNEL_ALIGNMENT, 0x01000000);
+		le_put32(params, BP_INITRD_ADDR_MAX, 0x7fffffff);
 	} else {
 		rc = boot_load_bzimage(mem, img, size, params, entry, err);
 	}
 	munmap(img, size);
 	if (rc < 0)
 		return rc;
-	if (get32(params, BP_CMDLINE_SIZE) &&
-	    cmdlen > get32(params, BP_CMDLINE_SIZE))
+	if (le_get32(params, BP_CMDLINE_SIZE) &&
+	    cmdlen > le_get32(params, BP_CMDLINE_SIZE))
 		return husk_err(err, E2BIG,
 		                "kernel command line is %zu bytes; this kernel "
 		                "takes %u",
-		                cmdlen, get32(params, BP_CMDLINE_SIZE));
+		                cmdlen, le_get32(params, BP_CMDLINE_SIZE));
 
 	params[BP_TYPE_OF_LOADER] = 0xff;
 	params[BP_LOADFLAGS] |= LOADED_HIGH | CAN_USE_HEAP;
-	put16(params, BP_HEAP_END_PTR, 0xfe00 - 0x200);
-	put32(params, BP_CMD_LINE_PTR, BOOT_CMDLINE);
+	le_put16(params, BP_HEAP_END_PTR, 0xfe00 - 0x200);
+	le_put32(params, BP_CMD_LINE_PTR, BOOT_CMDLINE);
 	if ((rc = load(mem, BOOT_CMDLINE, cmdline, cmdlen + 1, "command line",
 	               err)) < 0)
 		return rc;

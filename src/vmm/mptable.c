@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "boot.h"
+#include "le_bytes.h"
 
 enum {
 	MP_LAPIC_ADDR = 0xfee00000,
@@ -44,22 +45,13 @@ static uint8_t checksum(const uint8_t *p, size_t n)
 	return (uint8_t)(0 - sum);
 }
 
-static void put_u16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, 2);
-}
-static void put_u32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, 4);
-}
-
 static void add_interrupt(struct mp_writer *w, uint8_t type, uint8_t kind,
                           uint8_t src_irq, uint8_t dst_apic, uint8_t dst_pin)
 {
 	uint8_t *e = reserve(w, 8);
 	e[0] = type;
 	e[1] = kind;
-	put_u16(e + 2, 0); /* polarity and trigger: conform to the bus */
+	le_put16(e, 2, 0); /* polarity and trigger: conform to the bus */
 	e[4] = 0;          /* source bus: ISA */
 	e[5] = src_irq;
 	e[6] = dst_apic;
@@ -83,8 +75,8 @@ int boot_write_mptable(struct guest_mem *mem, int ncpus, struct husk_error *err)
 		e[1] = (uint8_t)i; /* APIC id, as set in CPUID */
 		e[2] = MP_APIC_VERSION;
 		e[3] = 1 | (i == 0 ? 2 : 0); /* enabled, bootstrap */
-		put_u32(e + 4, 0x600);       /* family 6 */
-		put_u32(e + 8, 0x201);       /* FPU, APIC */
+		le_put32(e, 4, 0x600);       /* family 6 */
+		le_put32(e, 8, 0x201);       /* FPU, APIC */
 	}
 	uint8_t *bus = reserve(&w, 8);
 	bus[0] = MP_ENTRY_BUS;
@@ -95,7 +87,7 @@ int boot_write_mptable(struct guest_mem *mem, int ncpus, struct husk_error *err)
 	io[1] = ioapic_id;
 	io[2] = MP_IOAPIC_VERSION;
 	io[3] = 1; /* enabled */
-	put_u32(io + 4, MP_IOAPIC_ADDR);
+	le_put32(io, 4, MP_IOAPIC_ADDR);
 	entries++;
 	for (uint8_t pin = 0; pin < MP_IOAPIC_PINS; pin++, entries++)
 		add_interrupt(&w, MP_ENTRY_IOINT, MP_INT, pin, ioapic_id, pin);
@@ -105,16 +97,16 @@ int boot_write_mptable(struct guest_mem *mem, int ncpus, struct husk_error *err)
 
 	size_t table_len = w.len - 16;
 	memcpy(hdr, "PCMP", 4);
-	put_u16(hdr + 4, (uint16_t)table_len);
+	le_put16(hdr, 4, (uint16_t)table_len);
 	hdr[6] = 4; /* spec 1.4 */
 	memcpy(hdr + 8, "HUSK    ", 8);
 	memcpy(hdr + 16, "HUSK-VMM    ", 12);
-	put_u16(hdr + 34, (uint16_t)entries);
-	put_u32(hdr + 36, MP_LAPIC_ADDR);
+	le_put16(hdr, 34, (uint16_t)entries);
+	le_put32(hdr, 36, MP_LAPIC_ADDR);
 	hdr[7] = checksum(hdr, table_len);
 
 	memcpy(fp, "_MP_", 4);
-	put_u32(fp + 4, BOOT_EBDA + 16);
+	le_put32(fp, 4, BOOT_EBDA + 16);
 	fp[8] = 1; /* length in 16-byte units */
 	fp[9] = 4;
 	fp[10] = checksum(fp, 16);
