@@ -32,12 +32,22 @@ LIB_SRCS := $(wildcard src/lib/*.c)
 # without the main program.
 VMM_SRCS := $(filter-out src/vmm/main.c,$(shell find src/vmm -name '*.c' 2>/dev/null))
 CLI_SRCS := $(wildcard src/cli/*.c)
+# husk-agent's pieces, as a library for unit tests and fuzz targets.
+AGENT_SRCS := $(filter-out src/agent/main.c,$(wildcard src/agent/*.c))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 
 LIB := $(BUILD)/libhusk.a
 VMM_LIB := $(BUILD)/libhuskvmm.a
 HUSK := $(BUILD)/bin/husk
 HUSK_VMM := $(BUILD)/bin/husk-vmm
+AGENT_LIB := $(BUILD)/libhuskagent.a
+# The agent as a host process (tests; sanitized in build-san) and, static
+# and unsanitized, as /init of the guest initramfs that husk run boots.
+HUSK_AGENT := $(BUILD)/bin/husk-agent
+AGENT_STATIC := $(BUILD)/share/husk/husk-agent
+AGENT_INITRD := $(BUILD)/share/husk/agent.cpio
+# A busybox-static root file system for `husk run --rootfs`.
+BUSYBOX_ROOTFS := $(BUILD)/share/husk/rootfs/busybox
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 KVM_SMOKE := $(BUILD)/tests/kvm_smoke
 TESTVM_INIT := $(BUILD)/testvm/init
@@ -45,7 +55,7 @@ TESTVM_INITRD := $(BUILD)/testvm/initrd.cpio
 DEMO_INITRD := $(BUILD)/demo/initrd.cpio
 GUEST_CHECK_INITRD := $(BUILD)/tests/vmm/guest-check.cpio
 
-ALL := $(HUSK) $(HUSK_VMM) $(UNIT_BINS) $(KVM_SMOKE) $(TESTVM_INITRD) $(DEMO_INITRD) \
+ALL := $(HUSK) $(HUSK_VMM) $(HUSK_AGENT) $(AGENT_INITRD) $(BUSYBOX_ROOTFS) $(UNIT_BINS) $(KVM_SMOKE) $(TESTVM_INITRD) $(DEMO_INITRD) \
 	$(GUEST_CHECK_INITRD)
 
 .PHONY: all deps kernels demo test format format-check clean fuzz
@@ -65,17 +75,44 @@ $(VMM_LIB): $(VMM_SRCS:%.c=$(BUILD)/obj/%.o)
 	rm -f $@
 	ar rcs $@ $^
 
+$(AGENT_LIB): $(AGENT_SRCS:%.c=$(BUILD)/obj/%.o)
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
+$(HUSK_AGENT): $(BUILD)/obj/src/agent/main.o $(AGENT_LIB) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lseccomp -lcrypto
+
+$(BUILD)/obj-static/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -c $< -o $@
+
+# The agent needs only the protocol codec and the error helpers of libhusk.
+$(AGENT_STATIC): $(patsubst %.c,$(BUILD)/obj-static/%.o,src/agent/main.c $(AGENT_SRCS) src/lib/proto.c src/lib/error.c)
+	@mkdir -p $(@D)
+	$(CC) -static -o $@ $^ -lseccomp
+
+$(AGENT_INITRD): $(AGENT_STATIC)
+	rm -rf $(@D)/initrd && mkdir -p $(@D)/initrd
+	cp $(AGENT_STATIC) $(@D)/initrd/init
+	cd $(@D)/initrd && echo init | cpio --quiet -o -H newc -R 0:0 > ../$(@F).tmp
+	mv $@.tmp $@
+
+$(BUSYBOX_ROOTFS): scripts/busybox-rootfs /bin/busybox
+	scripts/busybox-rootfs $@
+
 $(HUSK): $(CLI_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcrypto
 
 $(HUSK_VMM): $(BUILD)/obj/src/vmm/main.o $(VMM_LIB) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread -lseccomp
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread -lseccomp -lcrypto
 
-$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(VMM_LIB) $(LIB)
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(AGENT_LIB) $(VMM_LIB) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka -lseccomp
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka -lseccomp -lcrypto
 
 # Runs inside the test machine, from the host root shared over 9p.
 $(KVM_SMOKE): $(BUILD)/obj/tests/kvm/kvm_smoke.o
@@ -122,16 +159,22 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
 FUZZ_FLAGS := -std=gnu11 -g -O1 -Iinclude -D_GNU_SOURCE \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 fuzz: $(FUZZ_BINS)
-build-fuzz/%: tests/fuzz/%.c $(VMM_SRCS) $(LIB_SRCS)
+build-fuzz/%: tests/fuzz/%.c $(VMM_SRCS) $(AGENT_SRCS) $(LIB_SRCS)
 	@mkdir -p $(@D)
-	clang $(FUZZ_FLAGS) -o $@ $< $(VMM_SRCS) $(LIB_SRCS) -lpthread -lseccomp
+	clang $(FUZZ_FLAGS) -o $@ $< $(VMM_SRCS) $(AGENT_SRCS) $(LIB_SRCS) -lpthread -lseccomp -lcrypto
 
 deps:
 	scripts/deps.sh
 
+# `husk run` finds the guest kernel beside its binary, in
+# BUILD/share/husk/vmlinux: a link into the kernel cache.
 kernels:
 	kernel/build.sh --flavor guest >/dev/null
 	kernel/build.sh --flavor testvm >/dev/null
+	for b in build build-san; do \
+		mkdir -p $$b/share/husk && \
+		ln -sfn "$$(kernel/build.sh --flavor guest --quiet)/vmlinux" $$b/share/husk/vmlinux; \
+	done
 
 demo: deps
 	$(MAKE) all kernels

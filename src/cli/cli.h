@@ -14,5 +14,6 @@ struct husk_command {
 };
 
 int cmd_check(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif

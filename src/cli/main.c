@@ -13,6 +13,7 @@ static int cmd_help(int argc, char **argv);
 static const struct husk_command commands[] = {
     {"check", "report whether this host's /dev/kvm can run microVMs",
      cmd_check},
+    {"run", "run a command in a new container in its own microVM", cmd_run},
     {"version", "print husk's version", cmd_version},
     {"help", "list the commands", cmd_help},
 };

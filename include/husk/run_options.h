@@ -1,0 +1,47 @@
+/* `husk run`'s command line, spelled as Docker's: parsed into a plain
+ * struct so that the parser has unit tests and the front end only acts. */
+#ifndef HUSK_RUN_OPTIONS_H
+#define HUSK_RUN_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "husk/error.h"
+
+struct husk_run_options {
+	bool interactive, tty, rm, read_only, debug;
+	const char *rootfs;     /* --rootfs DIR */
+	const char *image;      /* IMAGE, when no --rootfs */
+	const char *name;       /* --name */
+	const char *hostname;   /* -h/--hostname */
+	const char *workdir;    /* -w */
+	const char *user;       /* -u */
+	const char *entrypoint; /* --entrypoint ("" clears it) */
+	const char *vmm;        /* --vmm husk|qemu|auto */
+	const char *connect;    /* --connect PATH: a host agent (tests) */
+	uint64_t memory;        /* -m, bytes; 0 none */
+	uint32_t cpu_millis;    /* --cpus x 1000; 0 none */
+	/* "KEY=VALUE" entries, in order: --env-file lines then -e, as
+	 * Docker applies them (a later one wins). Owned by the struct. */
+	char **env;
+	size_t nenv;
+	/* the command and its arguments (points into argv) */
+	char **cmd;
+	size_t ncmd;
+};
+
+/* Parses argv (argv[0] is "run"). Errors are EINVAL with a message meant
+ * for the user; --env-file problems name the file and line. */
+int husk_run_parse(int argc, char **argv, struct husk_run_options *o,
+                   struct husk_error *err);
+void husk_run_options_free(struct husk_run_options *o);
+
+/* "64m", "1g", "512k", "1048576" (bytes) like Docker's -m. */
+int husk_parse_size(const char *s, uint64_t *out, struct husk_error *err);
+/* "1.5" CPUs as thousandths. */
+int husk_parse_cpus(const char *s, uint32_t *millis, struct husk_error *err);
+
+extern const char husk_run_usage[];
+
+#endif

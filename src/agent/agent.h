@@ -1,0 +1,53 @@
+/* husk-agent: the shared pieces of the guest agent (PID 1 of a microVM,
+ * or an ordinary process on the host for tests).
+ *
+ * The session (session.c) turns CREATE/EXEC requests into these plain
+ * structs; the container's filesystem (rootfs.c), its cgroup (cgroup.c) and
+ * the last steps before exec (confine.c) read them. Strings are
+ * NUL-terminated copies, already checked against the protocol's limits. */
+#ifndef HUSK_AGENT_H
+#define HUSK_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "husk/error.h"
+
+#define AGENT_MAX_GROUPS 256
+
+/* What CREATE says about the container as a whole. */
+struct agent_container_cfg {
+	char id[129];          /* [A-Za-z0-9_.-], 1..128; checked by session */
+	char root_device[256]; /* block device (EROFS or ext4) or, in host
+	                          mode, a directory to use read-only */
+	bool readonly_root;    /* no writable layer: the root stays read-only */
+	char hostname[65];     /* "" means the id's first 12 characters */
+	uint64_t memory_limit; /* bytes; 0: none */
+	uint32_t cpu_millis;   /* 1000 = one CPU; 0: none */
+	uint64_t pids_limit;   /* 0: none */
+};
+
+/* Who the process runs as. user is Docker's -u: "", "uid", "uid:gid",
+ * "name", "name:group", resolved in the container's /etc/passwd and
+ * /etc/group; has_uid means uid/gid/groups came numerically in the
+ * request and user is not consulted. */
+struct agent_user_cfg {
+	char user[257];
+	bool has_uid;
+	uid_t uid;
+	gid_t gid;
+	gid_t groups[AGENT_MAX_GROUPS];
+	size_t ngroups;
+};
+
+/* Where the agent runs. */
+struct agent_env {
+	bool host_mode;        /* an ordinary process on the host (tests) */
+	const char *state_dir; /* per-container mounts: "/run/husk" */
+	const char *cgroup;    /* cgroup v2 directory for containers
+	                          ("/sys/fs/cgroup/husk"); NULL: no cgroups
+	                          (then limits are refused with ENOTSUP) */
+};
+
+#endif

@@ -1,0 +1,342 @@
+/* husk run: a container in a fresh microVM, with the user's stdio,
+ * terminal, signals and exit status. Exit statuses as Docker's: 125 when
+ * husk fails, 126/127 when the command cannot run, else the container's. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "husk/agent_client.h"
+#include "husk/rootfs_disk.h"
+#include "husk/run_options.h"
+#include "husk/vm_backend.h"
+
+#define ROOT_SERIAL     "husk-root"
+#define DEFAULT_VM_MIB  256
+#define VM_MIB_HEADROOM 96 /* the guest kernel and agent beside a limit */
+#define VM_EXIT_WAIT_MS 5000
+
+static const char *cache_dir(void)
+{
+	const char *d = getenv("HUSK_CACHE_DIR");
+	return d && d[0] ? d : "/var/cache/husk/rootfs";
+}
+
+static void random_id(char *id, size_t cap)
+{
+	unsigned char b[32];
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || read(fd, b, sizeof(b)) != (ssize_t)sizeof(b)) {
+		/* time and pid still make a unique enough name for one host */
+		unsigned long long t = (unsigned long long)time(NULL) ^
+		                       ((unsigned long long)getpid() << 32);
+		memcpy(b, &t, sizeof(t));
+		memset(b + sizeof(t), 0x5a, sizeof(b) - sizeof(t));
+	}
+	if (fd >= 0)
+		close(fd);
+	for (size_t i = 0; i < sizeof(b) && 2 * i + 2 < cap; i++)
+		snprintf(id + 2 * i, 3, "%02x", b[i]);
+}
+
+/* The command: --entrypoint replaces argv[0] as Docker's does. */
+static char **command(const struct husk_run_options *o)
+{
+	size_t n = o->ncmd + 2;
+	char **argv = calloc(n, sizeof(char *));
+	if (!argv)
+		return NULL;
+	size_t k = 0;
+	if (o->entrypoint && o->entrypoint[0])
+		argv[k++] = (char *)o->entrypoint;
+	for (size_t i = 0; i < o->ncmd; i++)
+		argv[k++] = o->cmd[i];
+	return argv;
+}
+
+struct terminal {
+	int fd;
+	bool raw;
+	struct termios saved;
+};
+
+static void terminal_raw(struct terminal *t)
+{
+	if (t->fd < 0 || tcgetattr(t->fd, &t->saved) < 0)
+		return;
+	struct termios raw = t->saved;
+	cfmakeraw(&raw);
+	if (tcsetattr(t->fd, TCSANOW, &raw) == 0)
+		t->raw = true;
+}
+
+static void terminal_restore(struct terminal *t)
+{
+	if (t->raw)
+		tcsetattr(t->fd, TCSANOW, &t->saved);
+	t->raw = false;
+}
+
+/* The signals a user sends to `husk run` go to the container, as
+ * `docker run`'s --sig-proxy does; SIGWINCH resizes its terminal. */
+static int proxy_signals(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	int sigs[] = {SIGWINCH, SIGINT,  SIGTERM, SIGHUP,
+	              SIGQUIT,  SIGUSR1, SIGUSR2};
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&set, sigs[i]);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+static int connect_unix(const char *path, struct husk_error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return husk_err(err, ENAMETOOLONG, "--connect path too long");
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return husk_err_errno(err, errno, "socket");
+	/* The agent may still be starting up. */
+	for (int i = 0; i < 200; i++) {
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			return fd;
+		if (errno != ENOENT && errno != ECONNREFUSED)
+			break;
+		usleep(25000);
+	}
+	int e = errno;
+	close(fd);
+	return husk_err_errno(err, e, "connect to the agent at %s", path);
+}
+
+struct vm_run {
+	char run_dir[PATH_MAX];
+	char disk[PATH_MAX];
+	struct husk_vm vm;
+	bool started;
+};
+
+static unsigned vm_memory_mib(const struct husk_run_options *o)
+{
+	unsigned mib = DEFAULT_VM_MIB;
+	uint64_t want = o->memory / (1u << 20) + VM_MIB_HEADROOM;
+	if (o->memory && want > mib)
+		mib = want > 65536 ? 65536 : (unsigned)want;
+	return mib;
+}
+
+static int start_vm(const struct husk_run_options *o, struct vm_run *r,
+                    struct husk_error *err)
+{
+	enum husk_vmm want = HUSK_VMM_AUTO, got;
+	bool qemu_kvm = false;
+	char notice[512] = "";
+	if (o->vmm && husk_vmm_parse(o->vmm, &want, err) < 0)
+		return -err->code;
+	if (husk_vm_choose(want, &got, &qemu_kvm, notice, sizeof(notice), err) <
+	    0)
+		return -err->code;
+	if (notice[0])
+		fprintf(stderr, "%s\n", notice);
+	char kernel[PATH_MAX], initrd[PATH_MAX], vmm[PATH_MAX];
+	if (husk_vm_find_assets(kernel, initrd, vmm, PATH_MAX, err) < 0)
+		return -err->code;
+	if (husk_rootfs_disk(o->rootfs, cache_dir(), r->disk, sizeof(r->disk),
+	                     err) < 0)
+		return -err->code;
+	const char *tmp = getenv("TMPDIR");
+	snprintf(r->run_dir, sizeof(r->run_dir), "%s/husk-run-XXXXXX",
+	         tmp && tmp[0] ? tmp : "/tmp");
+	if (!mkdtemp(r->run_dir))
+		return husk_err_errno(err, errno, "create a run directory");
+	struct husk_vm_disk disk = {
+	    .path = r->disk, .readonly = true, .serial = ROOT_SERIAL};
+	unsigned cpus = o->cpu_millis ? (o->cpu_millis + 999) / 1000 : 1;
+	struct husk_vm_config c = {
+	    .vmm = got,
+	    .qemu_kvm = qemu_kvm,
+	    .kernel = kernel,
+	    .initrd = initrd,
+	    .memory_mib = vm_memory_mib(o),
+	    .cpus = cpus > 32 ? 32 : cpus,
+	    .disks = &disk,
+	    .ndisks = 1,
+	    .run_dir = r->run_dir,
+	    .husk_vmm_path = vmm,
+	    .debug = o->debug,
+	};
+	if (husk_vm_start(&c, &r->vm, err) < 0)
+		return -err->code;
+	r->started = true;
+	return 0;
+}
+
+/* The last lines of the guest's console, for an error message. */
+static void print_console_tail(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return;
+	char lines[8][256];
+	int n = 0;
+	while (fgets(lines[n % 8], sizeof(lines[0]), f))
+		n++;
+	fclose(f);
+	if (n)
+		fprintf(stderr, "husk: the guest's last console lines (%s):\n",
+		        path);
+	for (int i = n > 8 ? n - 8 : 0; i < n; i++)
+		fprintf(stderr, "  %s", lines[i % 8]);
+}
+
+static void remove_tree(const char *dir)
+{
+	char path[PATH_MAX + 32];
+	const char *names[] = {HUSK_VM_CONSOLE_LOG, HUSK_VM_VMM_LOG,
+	                       "agent.sock"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+static void stop_vm(struct vm_run *r, bool failed, bool debug)
+{
+	if (!r->started)
+		return;
+	int status = 0;
+	struct husk_error e = {0};
+	/* The agent powers the VM off after SHUTDOWN; do not wait forever. */
+	for (int waited = 0; waited < VM_EXIT_WAIT_MS; waited += 20) {
+		if (waitpid(r->vm.pid, &status, WNOHANG) == r->vm.pid) {
+			r->vm.pid = -1;
+			break;
+		}
+		usleep(20000);
+	}
+	husk_vm_wait(&r->vm, true, &status, &e);
+	if (failed)
+		print_console_tail(r->vm.console_log);
+	if (debug || failed)
+		fprintf(stderr, "husk: the VM's logs are in %s\n", r->run_dir);
+	else
+		remove_tree(r->run_dir);
+}
+
+static int exit_code(const struct husk_run_result *res)
+{
+	if (res->start_error[0])
+		fprintf(stderr, "husk: %s\n", res->start_error);
+	return res->exit_code;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct husk_run_options o;
+	struct husk_error err = {0};
+	if (husk_run_parse(argc, argv, &o, &err) < 0) {
+		husk_run_options_free(&o);
+		if (err.code == EAGAIN) {
+			fputs(husk_run_usage, stdout);
+			return 0;
+		}
+		fprintf(stderr, "husk run: %s\n", err.msg);
+		return HUSK_EXIT_USAGE;
+	}
+	if (o.image) {
+		fprintf(stderr, "husk run: images are not supported yet; use "
+		                "--rootfs DIR\n");
+		husk_run_options_free(&o);
+		return HUSK_EXIT_USAGE;
+	}
+	char id[65] = "";
+	if (o.name)
+		snprintf(id, sizeof(id), "%s", o.name);
+	else
+		random_id(id, sizeof(id));
+	char **cmd = command(&o);
+	struct terminal term = {.fd = -1};
+	if (o.tty && isatty(STDIN_FILENO))
+		term.fd = STDIN_FILENO;
+	else if (o.tty && isatty(STDOUT_FILENO))
+		term.fd = STDOUT_FILENO;
+	struct winsize ws = {0};
+	if (term.fd >= 0)
+		ioctl(term.fd, TIOCGWINSZ, &ws);
+	/* A host agent (--connect) takes the directory itself. */
+	char rootdir[PATH_MAX] = "";
+	if (o.connect && o.rootfs && !realpath(o.rootfs, rootdir)) {
+		fprintf(stderr, "husk run: --rootfs %s: %s\n", o.rootfs,
+		        strerror(errno));
+		husk_run_options_free(&o);
+		return HUSK_EXIT_USAGE;
+	}
+	struct husk_run_request req = {
+	    .container_id = id,
+	    .root_device = o.connect ? rootdir : "serial:" ROOT_SERIAL,
+	    .readonly_root = o.read_only,
+	    .hostname = o.hostname,
+	    .argv = (const char *const *)cmd,
+	    .env = (const char *const *)o.env,
+	    .cwd = o.workdir,
+	    .user = o.user,
+	    .tty = o.tty,
+	    .open_stdin = o.interactive,
+	    .rows = ws.ws_row,
+	    .cols = ws.ws_col,
+	    .memory_limit = o.memory,
+	    .cpu_millis = o.cpu_millis,
+	};
+	int sig_fd = proxy_signals();
+	struct husk_run_io io = {.in_fd = STDIN_FILENO,
+	                         .out_fd = STDOUT_FILENO,
+	                         .err_fd = STDERR_FILENO,
+	                         .sig_fd = sig_fd,
+	                         .tty_fd = term.fd};
+	signal(SIGPIPE, SIG_IGN);
+	struct vm_run vr = {0};
+	int chan = -1, rc;
+	if (!cmd)
+		rc = husk_err(&err, ENOMEM, "out of memory");
+	else if (o.connect)
+		rc = chan = connect_unix(o.connect, &err);
+	else if ((rc = start_vm(&o, &vr, &err)) >= 0)
+		chan = vr.vm.agent_fd;
+	struct husk_run_result res = {0};
+	if (rc >= 0) {
+		if (o.tty && o.interactive)
+			terminal_raw(&term);
+		rc = husk_agent_run(chan, &req, &io, 0, &res, &err);
+		terminal_restore(&term);
+	}
+	if (o.connect && chan >= 0)
+		close(chan);
+	stop_vm(&vr, rc < 0, o.debug);
+	free(cmd);
+	husk_run_options_free(&o);
+	if (sig_fd >= 0)
+		close(sig_fd);
+	if (rc < 0) {
+		fprintf(stderr, "husk run: %s\n", err.msg);
+		return HUSK_EXIT_USAGE;
+	}
+	return exit_code(&res);
+}

@@ -1,0 +1,744 @@
+/* rootfs.c and rootfs_enter.c for real, as root: each case forks a child
+ * with a mount namespace of its own (the "agent"), which prepares a
+ * container from a small directory image and clones the container's first
+ * process into new mount, PID, UTS and IPC namespaces, as process.c does.
+ * Both report failed checks as text through a pipe; the test asserts that
+ * the text is empty. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../src/agent/rootfs.h"
+
+struct world {
+	char tmp[64];
+	char src[96];   /* the image: tmp/src */
+	char state[96]; /* env->state_dir: tmp/state */
+	char root[PATH_MAX];
+	char hostname[65]; /* what the container should see */
+	struct agent_env env;
+	struct agent_container_cfg cfg;
+	/* What run() does in its child, and, for the usual flow, what the
+	 * container's first process checks and what the agent checks after
+	 * it ended. */
+	void (*body)(struct world *);
+	void (*container)(struct world *);
+	void (*after)(struct world *);
+};
+
+/* ---- reporting from the child processes ---------------------------------- */
+
+static int report_fd = -1;
+static int failures;
+
+static void complain(int line, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void complain(int line, const char *fmt, ...)
+{
+	char msg[768];
+	int n = snprintf(msg, sizeof(msg), "[pid %d] line %d: ", (int)getpid(),
+	                 line);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+	va_end(ap);
+	dprintf(report_fd, "%s\n", msg);
+	failures++;
+}
+
+/* Checks in child processes: cmocka's asserts belong to the parent. */
+#define CHECK(cond, ...)                                                       \
+	do {                                                                   \
+		if (!(cond))                                                   \
+			complain(__LINE__, __VA_ARGS__);                       \
+	} while (0)
+
+/* ---- fixtures ------------------------------------------------------------ */
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* The file's contents, in a static buffer; "<errno N>" when unreadable. */
+static const char *read_text(const char *path)
+{
+	static char buf[1024];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(buf, sizeof(buf), "<errno %d>", errno);
+		return buf;
+	}
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n < 0 ? 0 : n] = '\0';
+	return buf;
+}
+
+static void sub(char *out, size_t cap, const char *dir, const char *rel)
+{
+	int n = snprintf(out, cap, "%s/%s", dir, rel);
+	assert_true(n > 0 && (size_t)n < cap);
+}
+
+static int setup(void **state)
+{
+	struct world *w = calloc(1, sizeof(*w));
+	assert_non_null(w);
+	snprintf(w->tmp, sizeof(w->tmp), "/tmp/husk-rootfs-XXXXXX");
+	assert_non_null(mkdtemp(w->tmp));
+	sub(w->src, sizeof(w->src), w->tmp, "src");
+	sub(w->state, sizeof(w->state), w->tmp, "state");
+	assert_int_equal(mkdir(w->src, 0755), 0);
+	static const char *const dirs[] = {"etc", "proc", "dev", "sys", "tmp"};
+	char path[PATH_MAX];
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		sub(path, sizeof(path), w->src, dirs[i]);
+		assert_int_equal(mkdir(path, 0755), 0);
+	}
+	sub(path, sizeof(path), w->src, "marker");
+	write_text(path, "image\n");
+	w->env = (struct agent_env){.host_mode = true, .state_dir = w->state};
+	snprintf(w->cfg.id, sizeof(w->cfg.id), "c1");
+	snprintf(w->cfg.root_device, sizeof(w->cfg.root_device), "%s", w->src);
+	snprintf(w->cfg.hostname, sizeof(w->cfg.hostname), "box");
+	snprintf(w->hostname, sizeof(w->hostname), "box");
+	*state = w;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct world *w = *state;
+	char cmd[128];
+	/* Never across a mount, should one have leaked. */
+	snprintf(cmd, sizeof(cmd), "rm -rf --one-file-system '%s'", w->tmp);
+	assert_int_equal(system(cmd), 0);
+	free(w);
+	return 0;
+}
+
+/* ---- the container's side ------------------------------------------------ */
+
+static void check_file_is(const char *path, const char *want)
+{
+	const char *got = read_text(path);
+	CHECK(strcmp(got, want) == 0, "%s holds '%s', want '%s'", path, got,
+	      want);
+}
+
+static void check_masked(const char *path, bool existed)
+{
+	if (!existed)
+		return;
+	const char *got = read_text(path);
+	CHECK(got[0] == '\0', "%s is not masked: read '%.20s'", path, got);
+}
+
+static void check_proc_and_sys(void)
+{
+	char self[16] = "";
+	ssize_t n = readlink("/proc/self", self, sizeof(self) - 1);
+	CHECK(n == 1 && self[0] == '1',
+	      "/proc/self is '%s' (n %zd), want 1: not PID 1 of a new proc",
+	      self, n);
+	int fd = open("/proc/sys/kernel/hostname", O_WRONLY | O_CLOEXEC);
+	CHECK(fd < 0 && errno == EROFS,
+	      "writing /proc/sys/kernel/hostname: fd %d errno %d, want EROFS",
+	      fd, errno);
+	if (fd >= 0)
+		close(fd);
+	struct statvfs sv;
+	CHECK(statvfs("/sys", &sv) == 0 && (sv.f_flag & ST_RDONLY),
+	      "/sys is not read-only");
+	CHECK(statvfs("/proc/sysrq-trigger", &sv) != 0 ||
+	          (sv.f_flag & ST_RDONLY),
+	      "/proc/sysrq-trigger is not read-only");
+}
+
+static void check_dev(void)
+{
+	struct stat st;
+	CHECK(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode) &&
+	          (st.st_mode & 0777) == 0666,
+	      "/dev/null is not a 0666 char device");
+	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	CHECK(fd >= 0 && write(fd, "abc", 3) == 3, "cannot write /dev/null");
+	if (fd >= 0)
+		close(fd);
+	fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	char b[4];
+	CHECK(fd >= 0 && read(fd, b, 4) == 4, "cannot read /dev/urandom");
+	if (fd >= 0)
+		close(fd);
+	CHECK(stat("/dev/pts", &st) == 0 && S_ISDIR(st.st_mode), "no /dev/pts");
+	fd = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	CHECK(fd >= 0, "cannot open /dev/ptmx: errno %d", errno);
+	if (fd >= 0)
+		close(fd);
+	CHECK(stat("/dev/shm", &st) == 0 && (st.st_mode & 07777) == 01777,
+	      "/dev/shm is not a 1777 directory");
+	CHECK(stat("/dev/mqueue", &st) == 0, "no /dev/mqueue");
+	char target[64] = "";
+	CHECK(readlink("/dev/fd", target, sizeof(target) - 1) > 0 &&
+	          strcmp(target, "/proc/self/fd") == 0,
+	      "/dev/fd -> '%s'", target);
+	CHECK(access("/dev/stdin", F_OK) == 0, "/dev/stdin does not resolve");
+}
+
+static void check_names(const struct world *w)
+{
+	char name[128] = "";
+	CHECK(gethostname(name, sizeof(name)) == 0 &&
+	          strcmp(name, w->hostname) == 0,
+	      "hostname is '%s', want '%s'", name, w->hostname);
+	char line[80];
+	snprintf(line, sizeof(line), "%s\n", w->hostname);
+	check_file_is("/etc/hostname", line);
+	const char *hosts = read_text("/etc/hosts");
+	snprintf(line, sizeof(line), "127.0.0.1\t%s\n", w->hostname);
+	CHECK(strncmp(hosts, "127.0.0.1\tlocalhost\n", 20) == 0 &&
+	          strstr(hosts, line),
+	      "/etc/hosts is '%s'", hosts);
+	check_file_is("/etc/resolv.conf", "");
+}
+
+/* Everything both kinds of root share, right after rootfs_enter. */
+static void check_container(const struct world *w, const bool masked[3])
+{
+	check_proc_and_sys();
+	check_dev();
+	check_masked("/proc/kcore", masked[0]);
+	check_masked("/proc/keys", masked[1]);
+	check_masked("/proc/timer_list", masked[2]);
+	check_file_is("/marker", "image\n");
+	/* The old root is gone: the test's directory is nowhere. */
+	CHECK(access(w->tmp, F_OK) != 0, "%s is visible in the container",
+	      w->tmp);
+	char cwd[64] = "";
+	CHECK(getcwd(cwd, sizeof(cwd)) && strcmp(cwd, "/") == 0, "cwd is '%s'",
+	      cwd);
+}
+
+static void agent_proc_files(bool masked[3])
+{
+	masked[0] = access("/proc/kcore", F_OK) == 0;
+	masked[1] = access("/proc/keys", F_OK) == 0;
+	masked[2] = access("/proc/timer_list", F_OK) == 0;
+}
+
+static int enter(struct world *w)
+{
+	struct husk_error e = {0};
+	int r = rootfs_enter(&w->env, &w->cfg, w->root, &e);
+	CHECK(r == 0, "rootfs_enter: %d %s", r, e.msg);
+	return r;
+}
+
+static void in_overlay_container(struct world *w)
+{
+	bool masked[3];
+	agent_proc_files(masked);
+	if (enter(w) != 0)
+		return;
+	check_container(w, masked);
+	check_names(w);
+	int fd = open("/newfile", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	CHECK(fd >= 0 && write(fd, "new\n", 4) == 4,
+	      "cannot write /newfile: errno %d", errno);
+	if (fd >= 0)
+		close(fd);
+	struct statvfs sv;
+	CHECK(statvfs("/", &sv) == 0 && !(sv.f_flag & ST_RDONLY),
+	      "/ is read-only");
+}
+
+static void in_readonly_container(struct world *w)
+{
+	bool masked[3];
+	agent_proc_files(masked);
+	if (enter(w) != 0)
+		return;
+	check_container(w, masked);
+	char name[128] = "";
+	CHECK(gethostname(name, sizeof(name)) == 0 &&
+	          strcmp(name, w->hostname) == 0,
+	      "hostname is '%s', want '%s'", name, w->hostname);
+	/* The image has no /etc/hostname, and a read-only root cannot get
+	 * one. */
+	CHECK(access("/etc/hostname", F_OK) != 0, "/etc/hostname appeared");
+	int fd = open("/newfile", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	CHECK(fd < 0 && errno == EROFS, "creating /newfile: fd %d errno %d", fd,
+	      errno);
+	if (fd >= 0)
+		close(fd);
+	struct statvfs sv;
+	CHECK(statvfs("/", &sv) == 0 && (sv.f_flag & ST_RDONLY),
+	      "/ is not read-only");
+}
+
+static void in_empty_readonly_container(struct world *w)
+{
+	struct husk_error e = {0};
+	int r = rootfs_enter(&w->env, &w->cfg, w->root, &e);
+	CHECK(r == -EROFS && strstr(e.msg, "/proc"),
+	      "rootfs_enter on an empty read-only root: %d '%s'", r, e.msg);
+}
+
+static void in_container_without_proc_dir(struct world *w)
+{
+	struct husk_error e = {0};
+	int r = rootfs_enter(&w->env, &w->cfg, w->root, &e);
+	CHECK(r == -ELOOP && strstr(e.msg, "/proc"),
+	      "rootfs_enter with /proc a symlink: %d '%s'", r, e.msg);
+}
+
+static void in_hostile_container(struct world *w)
+{
+	if (enter(w) != 0)
+		return;
+	check_names(w);
+	struct stat st;
+	CHECK(lstat("/etc/hosts", &st) == 0 && S_ISREG(st.st_mode),
+	      "/etc/hosts is not a plain file");
+}
+
+/* rootfs_pivot's way out of an initramfs, forced. */
+static void in_rebound_container(struct world *w)
+{
+	struct husk_error e = {0};
+	char spare[PATH_MAX];
+	sub(spare, sizeof(spare), w->state, "c1/host");
+	int r = mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+	CHECK(r == 0, "make / private: errno %d", errno);
+	r = rootfs_pivot(w->root, spare, true, &e);
+	CHECK(r == 0, "rootfs_pivot: %d %s", r, e.msg);
+	if (r)
+		return;
+	check_file_is("/marker", "image\n");
+	CHECK(access(w->tmp, F_OK) != 0, "%s is visible in the container",
+	      w->tmp);
+}
+
+/* ---- the agent's side ---------------------------------------------------- */
+
+static bool mounted_under(const char *prefix)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return true;
+	char line[4096];
+	bool found = false;
+	size_t n = strlen(prefix);
+	while (fgets(line, sizeof(line), f)) {
+		char *save = NULL, *mp = strtok_r(line, " ", &save);
+		for (int i = 0; mp && i < 4; i++)
+			mp = strtok_r(NULL, " ", &save);
+		if (mp && strncmp(mp, prefix, n) == 0)
+			found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+/* The container's first process, cloned as process.c clones it. */
+static void run_container(struct world *w, void (*container)(struct world *))
+{
+	pid_t pid = (pid_t)syscall(SYS_clone,
+	                           CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS |
+	                               CLONE_NEWIPC | SIGCHLD,
+	                           NULL, NULL, NULL, 0);
+	CHECK(pid >= 0, "clone: errno %d", errno);
+	if (pid == 0) {
+		failures = 0; /* the agent's count so far is not ours */
+		container(w);
+		_exit(failures ? 1 : 0);
+	}
+	int status = 0;
+	CHECK(pid < 0 || waitpid(pid, &status, 0) == pid, "waitpid");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "container process ended with status %#x", status);
+}
+
+static void check_released(struct world *w)
+{
+	struct husk_error e = {0};
+	char base[PATH_MAX];
+	sub(base, sizeof(base), w->state, w->cfg.id);
+	int r = rootfs_release(&w->env, w->cfg.id, &e);
+	CHECK(r == 0, "rootfs_release: %d %s", r, e.msg);
+	CHECK(!mounted_under(w->state), "something is still mounted under %s",
+	      w->state);
+	CHECK(access(base, F_OK) != 0, "%s is still there", base);
+	r = rootfs_release(&w->env, w->cfg.id, &e);
+	CHECK(r == 0, "second rootfs_release: %d %s", r, e.msg);
+}
+
+static void check_prepared(struct world *w)
+{
+	char base[PATH_MAX], want[PATH_MAX], path[PATH_MAX], line[80];
+	sub(base, sizeof(base), w->state, w->cfg.id);
+	sub(want, sizeof(want), base, "rootfs");
+	CHECK(strcmp(w->root, want) == 0, "root is %s, want %s", w->root, want);
+	struct stat st;
+	CHECK(stat(w->state, &st) == 0 && (st.st_mode & 0777) == 0700,
+	      "%s is not a 0700 directory", w->state);
+	sub(path, sizeof(path), base, "etc/hostname");
+	snprintf(line, sizeof(line), "%s\n", w->hostname);
+	check_file_is(path, line);
+}
+
+/* prepare, run the container, release. */
+static void usual_flow(struct world *w)
+{
+	struct husk_error e = {0};
+	int r = rootfs_prepare(&w->env, &w->cfg, w->root, sizeof(w->root), &e);
+	CHECK(r == 0, "rootfs_prepare: %d %s", r, e.msg);
+	if (r)
+		return;
+	check_prepared(w);
+	r = rootfs_prepare(&w->env, &w->cfg, w->root, sizeof(w->root), &e);
+	CHECK(r == -EEXIST, "second rootfs_prepare: %d %s", r, e.msg);
+	run_container(w, w->container);
+	if (w->after)
+		w->after(w);
+	check_released(w);
+}
+
+/* Runs w->body (usual_flow unless set) in a child with a private mount
+ * namespace, so nothing it mounts can reach the test's namespace, and
+ * asserts it reported no failure. */
+static void run(struct world *w, void (*container)(struct world *),
+                void (*after)(struct world *))
+{
+	w->container = container;
+	w->after = after;
+	if (!w->body)
+		w->body = usual_flow;
+	int p[2];
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		report_fd = p[1];
+		if (unshare(CLONE_NEWNS) != 0 ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+			complain(__LINE__, "private mount namespace: errno %d",
+			         errno);
+			_exit(1);
+		}
+		w->body(w);
+		_exit(failures ? 1 : 0);
+	}
+	close(p[1]);
+	char out[8192];
+	size_t len = 0;
+	ssize_t n;
+	while (len < sizeof(out) - 1 &&
+	       (n = read(p[0], out + len, sizeof(out) - 1 - len)) > 0)
+		len += (size_t)n;
+	out[len] = '\0';
+	close(p[0]);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (len || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("status %#x\n%s", status, out);
+	char base[PATH_MAX];
+	sub(base, sizeof(base), w->state, w->cfg.id);
+	assert_int_equal(access(base, F_OK), -1);
+}
+
+/* ---- the cases ----------------------------------------------------------- */
+
+static void upper_got_the_write(struct world *w)
+{
+	char path[PATH_MAX];
+	sub(path, sizeof(path), w->state, "c1/rw/upper/newfile");
+	check_file_is(path, "new\n");
+	sub(path, sizeof(path), w->src, "newfile");
+	CHECK(access(path, F_OK) != 0, "the write reached the image: %s", path);
+}
+
+static void overlay_root(void **state)
+{
+	struct world *w = *state;
+	run(w, in_overlay_container, upper_got_the_write);
+}
+
+static void readonly_root(void **state)
+{
+	struct world *w = *state;
+	w->cfg.readonly_root = true;
+	w->cfg.hostname[0] = '\0';
+	snprintf(w->cfg.id, sizeof(w->cfg.id), "0123456789abcdef");
+	snprintf(w->hostname, sizeof(w->hostname), "0123456789ab");
+	run(w, in_readonly_container, NULL);
+}
+
+static void empty_image(struct world *w)
+{
+	sub(w->cfg.root_device, sizeof(w->cfg.root_device), w->tmp, "empty");
+	assert_int_equal(mkdir(w->cfg.root_device, 0755), 0);
+}
+
+static void in_empty_overlay_container(struct world *w)
+{
+	bool masked[3];
+	agent_proc_files(masked);
+	if (enter(w) != 0)
+		return;
+	check_proc_and_sys();
+	check_dev();
+	check_names(w);
+}
+
+static void empty_overlay_root_gets_mount_points(void **state)
+{
+	struct world *w = *state;
+	empty_image(w);
+	run(w, in_empty_overlay_container, NULL);
+}
+
+static void empty_readonly_root_fails_clearly(void **state)
+{
+	struct world *w = *state;
+	empty_image(w);
+	w->cfg.readonly_root = true;
+	run(w, in_empty_readonly_container, NULL);
+}
+
+static void symlinked_proc_is_refused(void **state)
+{
+	struct world *w = *state;
+	char path[PATH_MAX];
+	sub(path, sizeof(path), w->src, "proc");
+	assert_int_equal(rmdir(path), 0);
+	assert_int_equal(symlink("/tmp", path), 0);
+	run(w, in_container_without_proc_dir, NULL);
+}
+
+static void nothing_written_outside(struct world *w)
+{
+	char path[PATH_MAX];
+	sub(path, sizeof(path), w->tmp, "outside");
+	CHECK(access(path, F_OK) != 0, "%s was created through a symlink",
+	      path);
+	sub(path, sizeof(path), w->tmp, "victim");
+	check_file_is(path, "victim\n");
+}
+
+/* Symlinks in the image that point at the agent's files, by absolute path
+ * and by "..", must stay inside the container's root. */
+static void hostile_etc_symlinks_stay_inside(void **state)
+{
+	struct world *w = *state;
+	char path[PATH_MAX], target[PATH_MAX];
+	sub(path, sizeof(path), w->tmp, "victim");
+	write_text(path, "victim\n");
+	sub(path, sizeof(path), w->src, "etc/hosts");
+	snprintf(target, sizeof(target), "../../../../../..%s/victim", w->tmp);
+	assert_int_equal(symlink(target, path), 0);
+	sub(path, sizeof(path), w->src, "etc/resolv.conf");
+	sub(target, sizeof(target), w->tmp, "outside");
+	assert_int_equal(symlink(target, path), 0);
+	sub(path, sizeof(path), w->src, "etc/hostname");
+	sub(target, sizeof(target), w->tmp, "victim");
+	assert_int_equal(symlink(target, path), 0);
+	run(w, in_hostile_container, nothing_written_outside);
+}
+
+static void pivot_through_rebind(void **state)
+{
+	struct world *w = *state;
+	run(w, in_rebound_container, NULL);
+}
+
+/* A root buffer too small for the path fails at the very end: everything
+ * mounted by then must be undone. */
+static void fail_after_mounting(struct world *w)
+{
+	struct husk_error e = {0};
+	char small[8];
+	int r = rootfs_prepare(&w->env, &w->cfg, small, sizeof(small), &e);
+	CHECK(r == -ENAMETOOLONG, "rootfs_prepare: %d %s", r, e.msg);
+	CHECK(!mounted_under(w->state), "something is still mounted under %s",
+	      w->state);
+}
+
+static void prepare_failure_leaves_nothing(void **state)
+{
+	struct world *w = *state;
+	struct husk_error e = {0};
+	char base[PATH_MAX];
+	sub(base, sizeof(base), w->state, "c1");
+	snprintf(w->cfg.root_device, sizeof(w->cfg.root_device),
+	         "/nonexistent/disk");
+	assert_int_equal(
+	    rootfs_prepare(&w->env, &w->cfg, w->root, sizeof(w->root), &e),
+	    -ENOENT);
+	assert_non_null(strstr(e.msg, "/nonexistent/disk"));
+	assert_int_equal(access(base, F_OK), -1);
+	/* Neither a directory nor a block device. */
+	sub(w->cfg.root_device, sizeof(w->cfg.root_device), w->src, "marker");
+	assert_int_equal(
+	    rootfs_prepare(&w->env, &w->cfg, w->root, sizeof(w->root), &e),
+	    -EINVAL);
+	assert_int_equal(access(base, F_OK), -1);
+	/* A hostname that would break /etc/hosts. */
+	snprintf(w->cfg.root_device, sizeof(w->cfg.root_device), "%s", w->src);
+	snprintf(w->cfg.hostname, sizeof(w->cfg.hostname), "a\nb");
+	assert_int_equal(
+	    rootfs_prepare(&w->env, &w->cfg, w->root, sizeof(w->root), &e),
+	    -EINVAL);
+	assert_int_equal(access(base, F_OK), -1);
+	snprintf(w->cfg.hostname, sizeof(w->cfg.hostname), "box");
+	w->body = fail_after_mounting;
+	run(w, NULL, NULL);
+}
+
+static void bad_ids_are_refused(void **state)
+{
+	struct world *w = *state;
+	struct husk_error e = {0};
+	static const char *const bad[] = {"", ".", "..", "a/b", "../x"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(w->cfg.id, sizeof(w->cfg.id), "%s", bad[i]);
+		assert_int_equal(rootfs_prepare(&w->env, &w->cfg, w->root,
+		                                sizeof(w->root), &e),
+		                 -EINVAL);
+		assert_int_equal(rootfs_release(&w->env, bad[i], &e), -EINVAL);
+	}
+	assert_int_equal(access(w->state, F_OK), -1);
+}
+
+static void release_of_unknown_is_fine(void **state)
+{
+	struct world *w = *state;
+	struct husk_error e = {0};
+	assert_int_equal(rootfs_release(&w->env, "never", &e), 0);
+}
+
+/* ---- rootfs_find_device -------------------------------------------------- */
+
+static void find_device_by_path(void **state)
+{
+	struct husk_error e = {0};
+	char out[64];
+	assert_int_equal(rootfs_find_device("/dev/null", out, sizeof(out), &e),
+	                 0);
+	assert_string_equal(out, "/dev/null");
+	assert_int_equal(
+	    rootfs_find_device("/dev/husk-none", out, sizeof(out), &e),
+	    -ENOENT);
+	assert_non_null(strstr(e.msg, "/dev/husk-none"));
+	assert_int_equal(rootfs_find_device("/dev/null", out, 5, &e),
+	                 -ENAMETOOLONG);
+	assert_int_equal(rootfs_find_device("vda", out, sizeof(out), &e),
+	                 -EINVAL);
+	assert_int_equal(rootfs_find_device("serial:", out, sizeof(out), &e),
+	                 -EINVAL);
+	assert_int_equal(rootfs_find_device("serial:123456789012345678901", out,
+	                                    sizeof(out), &e),
+	                 -EINVAL);
+	assert_int_equal(
+	    rootfs_find_device("serial:husk-no-such", out, sizeof(out), &e),
+	    -ENOENT);
+	assert_non_null(strstr(e.msg, "husk-no-such"));
+}
+
+static void fake_disk(const struct world *w, const char *disk,
+                      const char *serial)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/sys/%s", w->tmp, disk);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/sys/%s/serial", w->tmp, disk);
+	write_text(path, serial);
+}
+
+static void find_device_by_serial(void **state)
+{
+	struct world *w = *state;
+	struct husk_error e = {0};
+	char sys[PATH_MAX], dev[PATH_MAX], path[PATH_MAX], out[PATH_MAX];
+	sub(sys, sizeof(sys), w->tmp, "sys");
+	sub(dev, sizeof(dev), w->tmp, "dev");
+	assert_int_equal(mkdir(sys, 0755), 0);
+	assert_int_equal(mkdir(dev, 0755), 0);
+	fake_disk(w, "vda", "other");
+	fake_disk(w, "vdb", "image-1\n");
+	fake_disk(w, "loop0", "image-2");
+	fake_disk(w, "vdc", "image-2");
+	fake_disk(w, "vdd", "12345678901234567890");
+	sub(path, sizeof(path), dev, "vdb");
+	write_text(path, "");
+	sub(path, sizeof(path), dev, "vdd");
+	write_text(path, "");
+	assert_int_equal(rootfs_find_device_in(sys, dev, "serial:image-1", out,
+	                                       sizeof(out), &e),
+	                 0);
+	sub(path, sizeof(path), dev, "vdb");
+	assert_string_equal(out, path);
+	assert_int_equal(rootfs_find_device_in(sys, dev,
+	                                       "serial:12345678901234567890",
+	                                       out, sizeof(out), &e),
+	                 0);
+	sub(path, sizeof(path), dev, "vdd");
+	assert_string_equal(out, path);
+	/* Found in sysfs, but no node under /dev. */
+	assert_int_equal(rootfs_find_device_in(sys, dev, "serial:image-2", out,
+	                                       sizeof(out), &e),
+	                 -ENOENT);
+	assert_non_null(strstr(e.msg, "devtmpfs"));
+	assert_int_equal(rootfs_find_device_in(sys, dev, "serial:image", out,
+	                                       sizeof(out), &e),
+	                 -ENOENT);
+	assert_non_null(strstr(e.msg, "no virtio disk"));
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+	    T(overlay_root),
+	    T(readonly_root),
+	    T(empty_overlay_root_gets_mount_points),
+	    T(empty_readonly_root_fails_clearly),
+	    T(symlinked_proc_is_refused),
+	    T(hostile_etc_symlinks_stay_inside),
+	    T(pivot_through_rebind),
+	    T(prepare_failure_leaves_nothing),
+	    T(bad_ids_are_refused),
+	    T(release_of_unknown_is_fine),
+	    cmocka_unit_test(find_device_by_path),
+	    T(find_device_by_serial),
+	};
+#undef T
+	if (geteuid() != 0) {
+		printf("test_agent_rootfs: needs root (mounts); skipped\n");
+		return 0;
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
