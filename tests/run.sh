@@ -88,6 +88,12 @@ for t in tests/bats/*.bats; do
 	run_suite "bats/$(basename "$t")" bats --tap "$t"
 done
 
+# TAP-producing scripts: `husk run`'s acceptance checks in each mode.
+for t in tests/tap/*.sh; do
+	[[ -z "$filter" || "$t" == *"$filter"* ]] || continue
+	run_suite "tap/$(basename "$t")" "$t"
+done
+
 if [ ${#failed_names[@]} -gt 0 ]; then
 	echo "# failed:"
 	printf '#   %s\n' "${failed_names[@]}"

@@ -47,6 +47,10 @@ struct client {
 	uint32_t out_given[3]; /* output credit we granted, not yet used */
 	bool in_eof;
 	bool exited;
+	/* CREATE failed: the session is shut down cleanly, then this is
+	 * what the run returns. */
+	int create_rc;
+	struct husk_error create_err;
 };
 
 static int64_t now_ms(void)
@@ -177,6 +181,10 @@ static int on_error(struct client *c, const struct husk_frame *f,
 	if (request == HUSK_FRAME_SHUTDOWN) {
 		c->phase = PHASE_DONE;
 		return 0;
+	}
+	if (request == HUSK_FRAME_CREATE && c->phase == PHASE_CREATE) {
+		c->create_rc = husk_err(&c->create_err, (int)code, "%s", msg);
+		return shutdown_agent(c, err);
 	}
 	return husk_err(err, (int)code, "%s", msg);
 }
@@ -417,9 +425,13 @@ int husk_agent_run(int chan, const struct husk_run_request *req,
 		                   "the host gives up", &ignored);
 		send_frame(&c, &ignored);
 	}
-	if (rc >= 0 && !c.exited)
+	if (rc >= 0 && c.create_rc < 0) {
+		*err = c.create_err;
+		rc = c.create_rc;
+	} else if (rc >= 0 && !c.exited) {
 		rc = husk_err(err, EPROTO,
 		              "the agent ended without an exit status");
+	}
 	husk_proto_reader_free(&c.reader);
 	husk_proto_enc_free(&c.enc);
 	return rc < 0 ? rc : 0;
