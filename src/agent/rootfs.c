@@ -1,12 +1,12 @@
-/* husk-agent: finding the image disk, building STATE/ID and taking it down
- * again. rootfs.h draws the layout; rootfs_enter.c is the container's
- * side. */
+/* husk-agent: building STATE/ID and taking it down again. rootfs.h draws
+ * the layout; rootfs_device.c finds the disk, rootfs_enter.c is the
+ * container's side. */
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +16,6 @@
 #include <unistd.h>
 
 #include "rootfs.h"
-
-/* virtio-blk's serial field (VIRTIO_BLK_ID_BYTES). */
-#define SERIAL_MAX 20
 
 int rootfs_check_id(const char *id, struct husk_error *err)
 {
@@ -87,112 +84,6 @@ int rootfs_remount_ro(const char *path, struct husk_error *err)
 	return 0;
 }
 
-/* ---- rootfs_find_device ------------------------------------------------ */
-
-/* Reads /sys/block/NAME/serial without its trailing newline, if any. */
-static bool read_serial(const char *sys_block, const char *name, char *buf,
-                        size_t cap)
-{
-	char path[PATH_MAX];
-	int n = snprintf(path, sizeof(path), "%s/%s/serial", sys_block, name);
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return false;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	ssize_t len = read(fd, buf, cap - 1);
-	close(fd);
-	if (len < 0)
-		return false;
-	while (len > 0 && isspace((unsigned char)buf[len - 1]))
-		len--;
-	buf[len] = '\0';
-	return true;
-}
-
-static int copy_out(char *out, size_t cap, const char *s,
-                    struct husk_error *err)
-{
-	int n = snprintf(out, cap, "%s", s);
-	if (n < 0 || (size_t)n >= cap)
-		return husk_err(err, ENAMETOOLONG, "device path %s is too long",
-		                s);
-	return 0;
-}
-
-static int device_for(const char *dev_dir, const char *disk, const char *name,
-                      char *out, size_t cap, struct husk_error *err)
-{
-	char dev[PATH_MAX];
-	int n = snprintf(dev, sizeof(dev), "%s/%s", dev_dir, disk);
-	if (n < 0 || (size_t)n >= sizeof(dev))
-		return husk_err(err, ENAMETOOLONG, "device path too long");
-	struct stat st;
-	if (stat(dev, &st) != 0)
-		return husk_err_errno(err, errno,
-		                      "disk with serial '%s' is %s, but %s "
-		                      "(is devtmpfs mounted?)",
-		                      name, disk, dev);
-	return copy_out(out, cap, dev, err);
-}
-
-static int find_by_serial(const char *sys_block, const char *dev_dir,
-                          const char *name, char *out, size_t cap,
-                          struct husk_error *err)
-{
-	size_t len = strlen(name);
-	if (len == 0 || len > SERIAL_MAX)
-		return husk_err(err, EINVAL,
-		                "disk serial '%s' must be 1 to %d bytes", name,
-		                SERIAL_MAX);
-	DIR *d = opendir(sys_block);
-	if (!d)
-		return husk_err_errno(err, errno, "open %s", sys_block);
-	char serial[64];
-	const struct dirent *de;
-	while ((de = readdir(d))) {
-		if (strncmp(de->d_name, "vd", 2) != 0)
-			continue;
-		if (!read_serial(sys_block, de->d_name, serial,
-		                 sizeof(serial)) ||
-		    strcmp(serial, name) != 0)
-			continue;
-		int r = device_for(dev_dir, de->d_name, name, out, cap, err);
-		closedir(d);
-		return r;
-	}
-	closedir(d);
-	return husk_err(
-	    err, ENOENT,
-	    "no virtio disk has serial '%s' (looked at %s/vd*/serial)", name,
-	    sys_block);
-}
-
-int rootfs_find_device_in(const char *sys_block, const char *dev_dir,
-                          const char *spec, char *out, size_t cap,
-                          struct husk_error *err)
-{
-	if (spec[0] == '/') {
-		struct stat st;
-		if (stat(spec, &st) != 0)
-			return husk_err_errno(err, errno, "root device %s",
-			                      spec);
-		return copy_out(out, cap, spec, err);
-	}
-	if (strncmp(spec, "serial:", 7) == 0)
-		return find_by_serial(sys_block, dev_dir, spec + 7, out, cap,
-		                      err);
-	return husk_err(err, EINVAL,
-	                "root device '%s': expected a path or serial:NAME",
-	                spec);
-}
-
-int rootfs_find_device(const char *spec, char *out, size_t cap,
-                       struct husk_error *err)
-{
-	return rootfs_find_device_in("/sys/block", "/dev", spec, out, cap, err);
-}
-
 /* ---- rootfs_prepare ---------------------------------------------------- */
 
 static int pathf(char *buf, size_t cap, struct husk_error *err, const char *fmt,
@@ -245,7 +136,30 @@ static int bind_ro(const char *src, const char *dst, struct husk_error *err)
 	return rootfs_remount_ro(dst, err);
 }
 
-/* The image: a disk (EROFS first, the format husk builds; ext4 for images
+/* The filesystem on a disk, by its superblock's magic number (both start
+ * 1024 bytes in); NULL when neither. Naming the right one spares the
+ * kernel log a complaint about the wrong one. */
+static const char *probe_fs(const char *dev)
+{
+	unsigned char sb[1024 + 64];
+	int fd = open(dev, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	ssize_t n = pread(fd, sb, sizeof(sb), 0);
+	close(fd);
+	if (n != (ssize_t)sizeof(sb))
+		return NULL;
+	const unsigned char *s = sb + 1024;
+	uint32_t erofs = (uint32_t)s[0] | (uint32_t)s[1] << 8 |
+	                 (uint32_t)s[2] << 16 | (uint32_t)s[3] << 24;
+	if (erofs == 0xE0F5E1E2)
+		return "erofs";
+	if (s[0x38] == 0x53 && s[0x39] == 0xEF) /* s_magic 0xEF53 */
+		return "ext4";
+	return NULL;
+}
+
+/* The image: a disk (EROFS, the format husk builds, or ext4 for images
  * made elsewhere) or, in host mode, a directory. */
 static int mount_lower(const char *dev, const char *lower,
                        struct husk_error *err)
@@ -261,6 +175,14 @@ static int mount_lower(const char *dev, const char *lower,
 		                "a directory",
 		                dev);
 	const unsigned long flags = MS_RDONLY | MS_NOATIME;
+	const char *type = probe_fs(dev);
+	if (type) {
+		if (mount(dev, lower, type, flags, NULL) != 0)
+			return husk_err_errno(err, errno, "mount %s (%s)", dev,
+			                      type);
+		return 0;
+	}
+	/* Unrecognised: let the kernel judge, erofs first. */
 	if (mount(dev, lower, "erofs", flags, NULL) == 0)
 		return 0;
 	int erofs_errno = errno;

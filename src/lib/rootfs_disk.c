@@ -487,7 +487,9 @@ static bool find_program(const char *name, char *out, size_t cap)
 	return false;
 }
 
-/* Keeps the last bytes of a tool's output, on one line, for a message. */
+#define STDERR_KEEP 8192
+
+/* Keeps the last bytes of a tool's stderr. */
 static void keep_tail(char *tail, size_t cap, size_t *len, const char *p,
                       size_t n)
 {
@@ -505,31 +507,51 @@ static void keep_tail(char *tail, size_t cap, size_t *len, const char *p,
 	tail[*len] = '\0';
 }
 
-static void one_line(char *s)
+/* The part of a tool's stderr worth a message, on one line, cut from the
+ * front to fit: its error lines when it marks them ("<E>" in mkfs.erofs,
+ * which prints its whole usage after them), else its last bytes. */
+static void summarize(const char *text, char *out, size_t cap)
 {
-	size_t n = strlen(s);
-	while (n && (s[n - 1] == '\n' || s[n - 1] == ' ' || s[n - 1] == '\r'))
-		s[--n] = '\0';
-	for (char *p = s; *p; p++)
-		if (*p == '\n' || *p == '\r' || *p == '\t')
-			*p = ' ';
+	char *errors = malloc(STDERR_KEEP);
+	size_t elen = 0;
+	for (const char *line = text; errors && *line;) {
+		const char *nl = strchrnul(line, '\n');
+		if (memmem(line, (size_t)(nl - line), "<E>", 3)) {
+			memcpy(errors + elen, line, (size_t)(nl - line));
+			elen += (size_t)(nl - line);
+			errors[elen++] = '\n';
+		}
+		line = *nl ? nl + 1 : nl;
+	}
+	if (errors)
+		errors[elen] = '\0';
+	const char *src = elen ? errors : text;
+	size_t n = strlen(src);
+	while (n && strchr("\n\r\t ", src[n - 1]))
+		n--;
+	size_t from = n > cap - 1 ? n - (cap - 1) : 0;
+	size_t i = 0;
+	for (size_t k = from; k < n; k++)
+		out[i++] = strchr("\n\r\t", src[k]) ? ' ' : src[k];
+	out[i] = '\0';
+	free(errors);
 }
 
-/* Runs prog with argv (no shell), stdin from /dev/null and stdout and
- * stderr into tail (its last bytes). Returns the wait status. */
-static int run_tool(const char *prog, char *const argv[], char *tail,
-                    size_t cap, struct husk_error *err)
+/* Runs prog with argv (no shell), stdin and stdout on /dev/null and the
+ * gist of its stderr in why. Returns the wait status. */
+static int run_tool(const char *prog, char *const argv[], char *why, size_t cap,
+                    struct husk_error *err)
 {
 	int pipefd[2];
-	tail[0] = '\0';
+	why[0] = '\0';
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return husk_err_errno(err, errno, "pipe for %s", argv[0]);
-	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	pid_t pid = null < 0 ? -1 : fork();
 	if (pid == 0) {
 		/* dup2 clears close-on-exec on the copies; everything of
 		 * ours stays closed in the tool. */
-		if (dup2(null, 0) < 0 || dup2(pipefd[1], 1) < 0 ||
+		if (dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
 		    dup2(pipefd[1], 2) < 0)
 			_exit(127);
 		execv(prog, argv);
@@ -539,28 +561,34 @@ static int run_tool(const char *prog, char *const argv[], char *tail,
 	close(pipefd[1]);
 	if (null >= 0)
 		close(null);
-	if (pid < 0) {
+	char *tail = pid < 0 ? NULL : malloc(STDERR_KEEP);
+	if (!tail) {
 		close(pipefd[0]);
-		return husk_err_errno(err, e, "start %s", argv[0]);
+		if (pid > 0)
+			waitpid(pid, NULL, 0);
+		return husk_err_errno(err, pid < 0 ? e : ENOMEM, "start %s",
+		                      argv[0]);
 	}
 	char buf[1024];
 	size_t len = 0;
 	ssize_t n;
+	tail[0] = '\0';
 	while ((n = read(pipefd[0], buf, sizeof(buf))) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			break;
-		keep_tail(tail, cap, &len, buf, (size_t)n);
+		keep_tail(tail, STDERR_KEEP, &len, buf, (size_t)n);
 	}
 	close(pipefd[0]);
+	summarize(tail, why, cap);
+	free(tail);
 	int status;
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR)
 			return husk_err_errno(err, errno, "wait for %s",
 			                      argv[0]);
 	}
-	one_line(tail);
 	return status;
 }
 

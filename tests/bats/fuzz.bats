@@ -3,7 +3,7 @@
 # build-fuzz/). Longer runs by hand: docs/testing.md.
 load helpers
 
-FUZZ_SECONDS=${HUSK_FUZZ_SECONDS:-30}
+FUZZ_SECONDS=${HUSK_FUZZ_SECONDS:-20}
 
 run_fuzzer() {
 	local bin="$HUSK_REPO/build-fuzz/$1" corpus
@@ -28,4 +28,12 @@ run_fuzzer() {
 
 @test "fuzz the host-agent protocol decoder ($FUZZ_SECONDS s)" {
 	run_fuzzer fuzz_proto
+}
+
+@test "fuzz husk-agent's session with a hostile host ($FUZZ_SECONDS s)" {
+	run_fuzzer fuzz_agent_session
+}
+
+@test "fuzz husk run's client with a hostile agent ($FUZZ_SECONDS s)" {
+	run_fuzzer fuzz_agent_client
 }

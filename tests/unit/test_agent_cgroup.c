@@ -347,6 +347,7 @@ static void remove_kills_listed_pids(void **state)
 	pid_t child = fork();
 	assert_true(child >= 0);
 	if (child == 0) {
+		alarm(10); /* should the kill go astray, fail; never hang */
 		for (;;)
 			pause();
 	}

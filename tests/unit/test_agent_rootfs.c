@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/loop.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -33,7 +35,8 @@ struct world {
 	char src[96];   /* the image: tmp/src */
 	char state[96]; /* env->state_dir: tmp/state */
 	char root[PATH_MAX];
-	char hostname[65]; /* what the container should see */
+	char hostname[65];    /* what the container should see */
+	const char *lower_fs; /* the filesystem type lower/ should have */
 	struct agent_env env;
 	struct agent_container_cfg cfg;
 	/* What run() does in its child, and, for the usual flow, what the
@@ -481,6 +484,111 @@ static void upper_got_the_write(struct world *w)
 	CHECK(access(path, F_OK) != 0, "the write reached the image: %s", path);
 }
 
+/* The filesystem type mounted at path, from mountinfo ("" if none). */
+static void mount_type_at(const char *path, char *type, size_t cap)
+{
+	type[0] = '\0';
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return;
+	char line[4096];
+	while (fgets(line, sizeof(line), f)) {
+		char *save = NULL, *mp = strtok_r(line, " ", &save);
+		for (int i = 0; mp && i < 4; i++)
+			mp = strtok_r(NULL, " ", &save);
+		if (!mp || strcmp(mp, path) != 0)
+			continue;
+		char *sep = strstr(mp + strlen(mp) + 1, " - ");
+		char *t = sep ? strtok_r(sep + 3, " ", &save) : NULL;
+		if (t)
+			snprintf(type, cap, "%s", t);
+	}
+	fclose(f);
+}
+
+static void lower_has_the_disk(struct world *w)
+{
+	char lower[PATH_MAX], type[32];
+	sub(lower, sizeof(lower), w->state, "c1/lower");
+	mount_type_at(lower, type, sizeof(type));
+	CHECK(strcmp(type, w->lower_fs) == 0, "%s is '%s', want %s", lower,
+	      type, w->lower_fs);
+	upper_got_the_write(w);
+}
+
+/* A read-only loop device over path, its node's name in dev; -1 when the
+ * host has no loop devices. Detaches itself once closed and unmounted. */
+static int attach_loop(const char *path, char *dev, size_t cap)
+{
+	for (int tries = 0; tries < 10; tries++) {
+		int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+		if (ctl < 0)
+			return -1;
+		int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+		close(ctl);
+		if (n < 0)
+			return -1;
+		snprintf(dev, cap, "/dev/loop%d", n);
+		int file = open(path, O_RDONLY | O_CLOEXEC);
+		int loop = open(dev, O_RDONLY | O_CLOEXEC);
+		struct loop_config cfg = {
+		    .fd = (unsigned)file,
+		    .info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR,
+		};
+		int r = file >= 0 && loop >= 0
+		            ? ioctl(loop, LOOP_CONFIGURE, &cfg)
+		            : -1;
+		int e = errno;
+		if (file >= 0)
+			close(file);
+		if (r == 0)
+			return loop;
+		if (loop >= 0)
+			close(loop);
+		if (e != EBUSY) /* EBUSY: someone took it first */
+			return -1;
+	}
+	return -1;
+}
+
+/* The image as a disk of type fs made by mkfs_cmd into w->tmp/disk.img
+ * (skipped when the host lacks mkfs.FS or loop devices). */
+static void disk_root(struct world *w, const char *fs, const char *mkfs_cmd)
+{
+	char cmd[512], img[PATH_MAX];
+	snprintf(cmd, sizeof(cmd), "command -v mkfs.%s >/dev/null", fs);
+	if (system(cmd) != 0)
+		skip();
+	assert_int_equal(system(mkfs_cmd), 0);
+	sub(img, sizeof(img), w->tmp, "disk.img");
+	int loop =
+	    attach_loop(img, w->cfg.root_device, sizeof(w->cfg.root_device));
+	if (loop < 0)
+		skip();
+	w->lower_fs = fs;
+	run(w, in_overlay_container, lower_has_the_disk);
+	close(loop);
+}
+
+static void erofs_disk_root(void **state)
+{
+	struct world *w = *state;
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "mkfs.erofs --quiet %s/disk.img %s", w->tmp,
+	         w->src);
+	disk_root(w, "erofs", cmd);
+}
+
+static void ext4_disk_root(void **state)
+{
+	struct world *w = *state;
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd),
+	         "mkfs.ext4 -q -d %s %s/disk.img 8M >/dev/null", w->src,
+	         w->tmp);
+	disk_root(w, "ext4", cmd);
+}
+
 static void overlay_root(void **state)
 {
 	struct world *w = *state;
@@ -724,6 +832,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    T(overlay_root),
 	    T(readonly_root),
+	    T(erofs_disk_root),
+	    T(ext4_disk_root),
 	    T(empty_overlay_root_gets_mount_points),
 	    T(empty_readonly_root_fails_clearly),
 	    T(symlinked_proc_is_refused),
@@ -737,7 +847,7 @@ int main(void)
 	};
 #undef T
 	if (geteuid() != 0) {
-		printf("test_agent_rootfs: needs root (mounts); skipped\n");
+		printf("1..0 # skip test_agent_rootfs needs root (mounts)\n");
 		return 0;
 	}
 	return cmocka_run_group_tests(tests, NULL, NULL);

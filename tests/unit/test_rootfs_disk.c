@@ -408,6 +408,38 @@ static void both_failing_say_why(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+static void erofs_error_lines_win_over_its_usage(void **state)
+{
+	struct scratch *s = *state;
+	make_tree(at(s, "t"), 1000000);
+	fake_tools(s, (const char *const[]){"mkfs.ext4", NULL});
+	/* What mkfs.erofs 1.5 does when it cannot open its output. */
+	write_file(at(s, "fakebin/mkfs.erofs"),
+	           "#!/bin/sh\n"
+	           "echo 'mkfs.erofs 1.5'\n"
+	           "echo '<E> erofs_io: failed to open(x.img).' >&2\n"
+	           "echo 'usage: [options] FILE DIRECTORY' >&2\n"
+	           "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do\n"
+	           "  echo ' -x#  set xattr tolerance to #' >&2\n"
+	           "done\n"
+	           "exit 1\n",
+	           0755);
+	char *old = strdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+	setenv("PATH", at(s, "fakebin"), 1);
+	struct husk_error e = {0};
+	char out[512];
+	int rc =
+	    husk_rootfs_disk(at(s, "t"), at(s, "cache"), out, sizeof(out), &e);
+	setenv("PATH", old, 1);
+	free(old);
+	assert_true(rc < 0);
+	assert_non_null(strstr(e.msg, "mkfs.erofs failed (exit status 1): "
+	                              "<E> erofs_io: failed to open(x.img)."));
+	assert_null(strstr(e.msg, "usage"));
+	assert_null(strstr(e.msg, "mkfs.erofs 1.5")); /* stdout is not kept */
+	assert_non_null(strstr(e.msg, "boom-mkfs.ext4"));
+}
+
 static void concurrent_builders_both_succeed(void **state)
 {
 	struct scratch *s = *state;
@@ -492,6 +524,7 @@ int main(void)
 	    T(build_erofs_then_hit_the_cache),
 	    T(ext4_when_mkfs_erofs_fails),
 	    T(both_failing_say_why),
+	    T(erofs_error_lines_win_over_its_usage),
 	    T(concurrent_builders_both_succeed),
 	    T(cache_that_is_a_file),
 	};
