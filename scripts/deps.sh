@@ -15,6 +15,8 @@ packages=(
 	qemu-system-x86 erofs-utils e2fsprogs busybox-static
 	# tests
 	bats libcmocka-dev util-linux procps socat
+	# benchmarks: the peer `husk run` is compared with
+	runc
 )
 
 missing=()

@@ -115,8 +115,57 @@ static void protect_self(void)
 	}
 }
 
-static __attribute__((noreturn)) int run_guest(void)
+/* The kernel starts us on the initramfs, which is the initial root
+ * mount: pivot_root cannot leave it, so containers would sit in a chroot
+ * on top of it, and a container keeping CAP_SYS_CHROOT could climb out
+ * into the agent's view of the VM. Like switch_root, the agent therefore
+ * moves itself onto a tmpfs that is an ordinary mount, frees the
+ * initramfs and starts again from there. */
+#define SWITCHED_ARG "--switched-root"
+
+static int copy_file(const char *from, const char *to)
 {
+	int in = open(from, O_RDONLY | O_CLOEXEC);
+	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	int rc = in >= 0 && out >= 0 ? 0 : -1;
+	char buf[65536];
+	ssize_t n;
+	while (rc == 0 && (n = read(in, buf, sizeof(buf))) != 0) {
+		if (n < 0 || write(out, buf, (size_t)n) != n)
+			rc = -1;
+	}
+	if (in >= 0)
+		close(in);
+	if (out >= 0 && close(out) < 0)
+		rc = -1;
+	return rc;
+}
+
+static void leave_initramfs(void)
+{
+	if (mkdir("/newroot", 0755) < 0 && errno != EEXIST)
+		return;
+	if (mount("tmpfs", "/newroot", "tmpfs", 0, "mode=0755") < 0) {
+		perror("husk-agent: mount the new root");
+		return;
+	}
+	if (copy_file("/init", "/newroot/init") < 0 || unlink("/init") < 0 ||
+	    chdir("/newroot") < 0 ||
+	    mount("/newroot", "/", NULL, MS_MOVE, NULL) < 0 ||
+	    chroot(".") < 0 || chdir("/") < 0) {
+		perror("husk-agent: switch to the new root");
+		return;
+	}
+	execl("/init", "init", SWITCHED_ARG, (char *)NULL);
+	perror("husk-agent: exec the new root's init");
+}
+
+static __attribute__((noreturn)) int run_guest(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], SWITCHED_ARG) != 0) {
+		leave_initramfs();
+		/* still here: carry on from the initramfs */
+	}
 	guest_mounts();
 	protect_self();
 	struct husk_error e = {0};
@@ -239,6 +288,6 @@ static int run_host(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	if (getpid() == 1)
-		return run_guest();
+		return run_guest(argc, argv);
 	return run_host(argc, argv);
 }
