@@ -44,10 +44,12 @@ struct husk_vm_config {
 	bool qemu_kvm;     /* QEMU: -enable-kvm -cpu host, else TCG -cpu max */
 	const char *kernel; /* ELF vmlinux (QEMU boots it by PVH) */
 	const char *initrd; /* the agent initramfs */
-	const char
-	    *cmdline_extra; /* appended to HUSK_VM_CMDLINE; may be NULL */
-	unsigned memory_mib, cpus;        /* 1..32 CPUs */
-	const struct husk_vm_disk *disks; /* /dev/vda, /dev/vdb, ... in order */
+	/* Appended to HUSK_VM_CMDLINE; may be NULL. */
+	const char *cmdline_extra;
+	unsigned memory_mib;
+	unsigned cpus; /* 1..32 */
+	/* In order: /dev/vda, /dev/vdb, ... */
+	const struct husk_vm_disk *disks;
 	size_t ndisks;
 	const char *run_dir;       /* per-VM directory (exists): logs go here */
 	const char *husk_vmm_path; /* the husk-vmm binary */

@@ -72,11 +72,11 @@ int husk_vm_choose_for(enum husk_vmm want, const struct husk_kvm_report *r,
 	switch (want) {
 	case HUSK_VMM_HUSK:
 		if (!hardware)
-			return husk_err(
-			    err, ENODEV,
-			    "husk-vmm cannot run here: %s: %s; the "
-			    "qemu backend works (TCG emulation, slow)",
-			    why, husk_kvm_consequence(r->kind));
+			return husk_err(err, ENODEV,
+			                "husk-vmm needs hardware KVM, and here "
+			                "%s; use the qemu backend (TCG "
+			                "emulation, slow)",
+			                why);
 		*got = HUSK_VMM_HUSK;
 		*qemu_kvm = false;
 		return 0;
@@ -98,6 +98,26 @@ int husk_vm_choose_for(enum husk_vmm want, const struct husk_kvm_report *r,
 int husk_vm_choose(enum husk_vmm want, enum husk_vmm *got, bool *qemu_kvm,
                    char *notice, size_t notice_cap, struct husk_error *err)
 {
+	/* Asked for husk-vmm by name: no probe guest (it costs a VM start,
+	 * and under heavy emulation its time limit can misfire). PVM is
+	 * told from the module alone; any other host husk-vmm cannot run
+	 * on is refused by husk-vmm itself, with its own exit status. */
+	if (want == HUSK_VMM_HUSK) {
+		if (husk_kvm_pvm_loaded("/sys/module"))
+			return husk_err(
+			    err, ENODEV,
+			    "husk-vmm needs hardware KVM, and here "
+			    "/dev/kvm is pvm (module kvm_pvm); use the "
+			    "qemu backend (TCG emulation, slow)");
+		if (access("/dev/kvm", R_OK | W_OK) < 0)
+			return husk_err_errno(err, errno,
+			                      "husk-vmm needs /dev/kvm");
+		*got = HUSK_VMM_HUSK;
+		*qemu_kvm = false;
+		if (notice_cap)
+			notice[0] = '\0';
+		return 0;
+	}
 	struct husk_kvm_report r;
 	int rc = husk_kvm_probe("/dev/kvm", "/sys/module", &r, err);
 	if (rc < 0)
@@ -428,6 +448,10 @@ static _Noreturn void child(const struct spawn *s)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != s->parent)
 		_exit(127);
+	/* A process group of its own: the terminal's ^C and a SIGTERM sent
+	 * to husk's group are for the container, which husk forwards them
+	 * to, not for the VMM under it. */
+	setpgid(0, 0);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
