@@ -1,0 +1,171 @@
+/* husk run's command line: Docker's spelling, and clear errors. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "husk/run_options.h"
+
+#define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])) - 1)
+
+static void parses_docker_flags(void **state)
+{
+	char *argv[] = {"run",      "-it",    "--rm",      "-e",
+	                "A=1",      "--env",  "B=x=y",     "-w",
+	                "/srv",     "-u",     "1000:1000", "--hostname",
+	                "h1",       "-m",     "64m",       "--cpus",
+	                "1.5",      "--name", "c1",        "--read-only",
+	                "--rootfs", "/r",     "sh",        "-c",
+	                "echo -e",  NULL};
+	struct husk_run_options o;
+	struct husk_error e = {0};
+	assert_int_equal(husk_run_parse(ARGC(argv), argv, &o, &e), 0);
+	assert_true(o.interactive && o.tty && o.rm && o.read_only);
+	assert_int_equal(o.nenv, 2);
+	assert_string_equal(o.env[0], "A=1");
+	assert_string_equal(o.env[1], "B=x=y");
+	assert_string_equal(o.workdir, "/srv");
+	assert_string_equal(o.user, "1000:1000");
+	assert_string_equal(o.hostname, "h1");
+	assert_int_equal(o.memory, 64ull << 20);
+	assert_int_equal(o.cpu_millis, 1500);
+	assert_string_equal(o.name, "c1");
+	assert_string_equal(o.rootfs, "/r");
+	assert_null(o.image);
+	/* options end at the command: its own -c is not ours */
+	assert_int_equal(o.ncmd, 3);
+	assert_string_equal(o.cmd[0], "sh");
+	assert_string_equal(o.cmd[2], "echo -e");
+	husk_run_options_free(&o);
+}
+
+static void image_form_and_missing_command(void **state)
+{
+	char *a1[] = {"run", "busybox", "true", NULL};
+	struct husk_run_options o;
+	struct husk_error e = {0};
+	assert_int_equal(husk_run_parse(ARGC(a1), a1, &o, &e), 0);
+	assert_string_equal(o.image, "busybox");
+	assert_int_equal(o.ncmd, 1);
+	husk_run_options_free(&o);
+	char *a2[] = {"run", "--rootfs", "/r", NULL};
+	assert_int_equal(husk_run_parse(ARGC(a2), a2, &o, &e), -EINVAL);
+	assert_string_equal(e.msg, "no command given");
+	husk_run_options_free(&o);
+	char *a3[] = {"run", NULL};
+	assert_int_equal(husk_run_parse(ARGC(a3), a3, &o, &e), -EINVAL);
+	husk_run_options_free(&o);
+	char *a4[] = {"run",          "--rootfs",  "/r",
+	              "--entrypoint", "/bin/echo", NULL};
+	assert_int_equal(husk_run_parse(ARGC(a4), a4, &o, &e), 0);
+	husk_run_options_free(&o);
+}
+
+static void bad_values_are_refused(void **state)
+{
+	struct husk_run_options o;
+	struct husk_error e = {0};
+	char *a1[] = {"run", "-m", "12x", "--rootfs", "/r", "true", NULL};
+	assert_int_equal(husk_run_parse(ARGC(a1), a1, &o, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "12x"));
+	husk_run_options_free(&o);
+	char *a2[] = {"run", "-m", "1m", "--rootfs", "/r", "true", NULL};
+	assert_int_equal(husk_run_parse(ARGC(a2), a2, &o, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "6MB"));
+	husk_run_options_free(&o);
+	char *a3[] = {"run", "--cpus", "0", "--rootfs", "/r", "true", NULL};
+	assert_int_equal(husk_run_parse(ARGC(a3), a3, &o, &e), -EINVAL);
+	husk_run_options_free(&o);
+	char *a4[] = {"run", "-w", "relative", "--rootfs", "/r", "true", NULL};
+	assert_int_equal(husk_run_parse(ARGC(a4), a4, &o, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "absolute"));
+	husk_run_options_free(&o);
+	char *a5[] = {"run", "--bogus", "--rootfs", "/r", "true", NULL};
+	assert_int_equal(husk_run_parse(ARGC(a5), a5, &o, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "--bogus"));
+	husk_run_options_free(&o);
+	char *a6[] = {"run", "-e", "=x", "--rootfs", "/r", "true", NULL};
+	assert_int_equal(husk_run_parse(ARGC(a6), a6, &o, &e), -EINVAL);
+	husk_run_options_free(&o);
+	char *a7[] = {"run", "--rootfs", NULL};
+	assert_int_equal(husk_run_parse(ARGC(a7), a7, &o, &e), -EINVAL);
+	husk_run_options_free(&o);
+}
+
+static void sizes_and_cpus(void **state)
+{
+	uint64_t v;
+	uint32_t m;
+	struct husk_error e = {0};
+	assert_int_equal(husk_parse_size("1g", &v, &e), 0);
+	assert_int_equal(v, 1ull << 30);
+	assert_int_equal(husk_parse_size("512K", &v, &e), 0);
+	assert_int_equal(v, 512ull << 10);
+	assert_int_equal(husk_parse_size("64mb", &v, &e), 0);
+	assert_int_equal(v, 64ull << 20);
+	assert_int_equal(husk_parse_size("100", &v, &e), 0);
+	assert_int_equal(v, 100);
+	assert_int_equal(husk_parse_size("", &v, &e), -EINVAL);
+	assert_int_equal(husk_parse_size("-1m", &v, &e), -EINVAL);
+	assert_int_equal(husk_parse_size("99999999999999999999g", &v, &e),
+	                 -EINVAL);
+	assert_int_equal(husk_parse_size("1mx", &v, &e), -EINVAL);
+	assert_int_equal(husk_parse_cpus("0.25", &m, &e), 0);
+	assert_int_equal(m, 250);
+	assert_int_equal(husk_parse_cpus("nan", &m, &e), -EINVAL);
+	assert_int_equal(husk_parse_cpus("2cpus", &m, &e), -EINVAL);
+}
+
+static void env_file_and_host_values(void **state)
+{
+	char path[] = "/tmp/husk-envfile-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	const char *text =
+	    "# comment\n\n  FOO=bar baz\r\nFROM_HOST\nUNSET_HERE\n";
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	setenv("FROM_HOST", "hv", 1);
+	unsetenv("UNSET_HERE");
+	char *argv[] = {"run",      "--env-file", path,   "-e", "FOO=override",
+	                "--rootfs", "/r",         "true", NULL};
+	struct husk_run_options o;
+	struct husk_error e = {0};
+	assert_int_equal(husk_run_parse(ARGC(argv), argv, &o, &e), 0);
+	assert_int_equal(o.nenv, 3);
+	assert_string_equal(o.env[0], "FOO=bar baz");
+	assert_string_equal(o.env[1], "FROM_HOST=hv");
+	assert_string_equal(o.env[2], "FOO=override");
+	husk_run_options_free(&o);
+	FILE *f = fopen(path, "w");
+	fputs("OK=1\nBAD NAME\n", f);
+	fclose(f);
+	assert_int_equal(husk_run_parse(ARGC(argv), argv, &o, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "line 2"));
+	husk_run_options_free(&o);
+	unlink(path);
+	char *missing[] = {"run",      "--env-file", "/nonexistent/env",
+	                   "--rootfs", "/r",         "true",
+	                   NULL};
+	assert_int_equal(husk_run_parse(ARGC(missing), missing, &o, &e),
+	                 -ENOENT);
+	husk_run_options_free(&o);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(parses_docker_flags),
+	    cmocka_unit_test(image_form_and_missing_command),
+	    cmocka_unit_test(bad_values_are_refused),
+	    cmocka_unit_test(sizes_and_cpus),
+	    cmocka_unit_test(env_file_and_host_values),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
