@@ -159,7 +159,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
 FUZZ_FLAGS := -std=gnu11 -g -O1 -Iinclude -D_GNU_SOURCE \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 fuzz: $(FUZZ_BINS)
-build-fuzz/%: tests/fuzz/%.c $(VMM_SRCS) $(AGENT_SRCS) $(LIB_SRCS)
+build-fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(VMM_SRCS) $(AGENT_SRCS) $(LIB_SRCS)
 	@mkdir -p $(@D)
 	clang $(FUZZ_FLAGS) -o $@ $< $(VMM_SRCS) $(AGENT_SRCS) $(LIB_SRCS) -lpthread -lseccomp -lcrypto
 

@@ -22,6 +22,7 @@ struct husk_run_options {
 	const char *connect;    /* --connect PATH: a host agent (tests) */
 	uint64_t memory;        /* -m, bytes; 0 none */
 	uint32_t cpu_millis;    /* --cpus x 1000; 0 none */
+	uint64_t pids_limit;    /* --pids-limit; 0 none */
 	/* "KEY=VALUE" entries, in order: --env-file lines then -e, as
 	 * Docker applies them (a later one wins). Owned by the struct. */
 	char **env;

@@ -9,6 +9,7 @@
 #define HUSK_AGENT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -49,5 +50,15 @@ struct agent_env {
 	                          ("/sys/fs/cgroup/husk"); NULL: no cgroups
 	                          (then limits are refused with ENOTSUP) */
 };
+
+/* Helpers shared by cgroup.c, rootfs.c and rootfs_enter.c (agent_util.c). */
+
+/* snprintf into buf; ENAMETOOLONG ("path too long") when it does not fit. */
+int agent_pathf(char *buf, size_t cap, struct husk_error *err, const char *fmt,
+                ...) __attribute__((format(printf, 4, 5)));
+
+/* EINVAL unless id is 1..128 bytes, without '/', and not "." or "..". The
+ * session checks the stricter protocol charset before this. */
+int agent_check_id(const char *id, struct husk_error *err);
 
 #endif

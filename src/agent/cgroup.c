@@ -5,7 +5,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,36 +18,12 @@
 /* Enough for any of the small files read here (cpu.stat is the largest). */
 #define CG_READ_MAX 8192
 
-static int cg_path(char *buf, size_t cap, struct husk_error *err,
-                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int cg_path(char *buf, size_t cap, struct husk_error *err,
-                   const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, cap, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= cap)
-		return husk_err(err, ENAMETOOLONG, "cgroup path too long");
-	return 0;
-}
-
-static int check_id(const char *id, struct husk_error *err)
-{
-	size_t n = id ? strnlen(id, 130) : 0;
-	if (n == 0 || n > 128 || strchr(id, '/') || !strcmp(id, ".") ||
-	    !strcmp(id, ".."))
-		return husk_err(err, EINVAL, "bad container id '%.*s'",
-		                (int)(n > 40 ? 40 : n), id ? id : "");
-	return 0;
-}
-
 /* The container's group, env->cgroup/ID. */
 static int group_path(char *buf, size_t cap, const struct agent_env *env,
                       const char *id, struct husk_error *err)
 {
-	int r = check_id(id, err);
-	return r ? r : cg_path(buf, cap, err, "%s/%s", env->cgroup, id);
+	int r = agent_check_id(id, err);
+	return r ? r : agent_pathf(buf, cap, err, "%s/%s", env->cgroup, id);
 }
 
 /* Interface files take one value per write(2); no O_CREAT: a missing file
@@ -57,7 +32,7 @@ static int write_file(const char *dir, const char *name, const char *value,
                       struct husk_error *err)
 {
 	char path[PATH_MAX];
-	int r = cg_path(path, sizeof(path), err, "%s/%s", dir, name);
+	int r = agent_pathf(path, sizeof(path), err, "%s/%s", dir, name);
 	if (r)
 		return r;
 	int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
@@ -81,7 +56,7 @@ static int read_file(const char *dir, const char *name, char *buf, size_t cap,
                      struct husk_error *err)
 {
 	char path[PATH_MAX];
-	int r = cg_path(path, sizeof(path), err, "%s/%s", dir, name);
+	int r = agent_pathf(path, sizeof(path), err, "%s/%s", dir, name);
 	if (r)
 		return r;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -192,8 +167,8 @@ static int enable_controllers(const char *dir,
                               struct husk_error *err)
 {
 	char path[PATH_MAX];
-	int r =
-	    cg_path(path, sizeof(path), err, "%s/cgroup.subtree_control", dir);
+	int r = agent_pathf(path, sizeof(path), err,
+	                    "%s/cgroup.subtree_control", dir);
 	if (r)
 		return r;
 	if (access(path, F_OK) != 0)
@@ -222,7 +197,7 @@ static int make_parent(const char *cg, const struct agent_container_cfg *c,
                        struct husk_error *err)
 {
 	char parent[PATH_MAX];
-	int r = cg_path(parent, sizeof(parent), err, "%s", cg);
+	int r = agent_pathf(parent, sizeof(parent), err, "%s", cg);
 	if (r)
 		return r;
 	size_t len = strlen(parent);
@@ -258,8 +233,8 @@ static int write_limits(const char *dir, const struct agent_container_cfg *c,
 		/* Docker's --memory without --memory-swap doubles the limit
 		 * with swap; a guest has no swap worth having, so none. */
 		char swap[PATH_MAX];
-		if ((r = cg_path(swap, sizeof(swap), err, "%s/memory.swap.max",
-		                 dir)))
+		if ((r = agent_pathf(swap, sizeof(swap), err,
+		                     "%s/memory.swap.max", dir)))
 			return r;
 		if (access(swap, F_OK) == 0 &&
 		    (r = write_file(dir, "memory.swap.max", "0", err)))
@@ -381,7 +356,7 @@ int cgroup_oom_kills(const struct agent_env *env, const char *id, uint64_t *n,
 static void kill_listed(const char *dir)
 {
 	char path[PATH_MAX];
-	if (cg_path(path, sizeof(path), NULL, "%s/cgroup.procs", dir))
+	if (agent_pathf(path, sizeof(path), NULL, "%s/cgroup.procs", dir))
 		return;
 	FILE *f = fopen(path, "re");
 	if (!f)
@@ -410,8 +385,8 @@ int cgroup_remove(const struct agent_env *env, const char *id,
 		return 0;
 	char dir[PATH_MAX], kill_file[PATH_MAX];
 	int r = group_path(dir, sizeof(dir), env, id, err);
-	if (r || (r = cg_path(kill_file, sizeof(kill_file), err,
-	                      "%s/cgroup.kill", dir)))
+	if (r || (r = agent_pathf(kill_file, sizeof(kill_file), err,
+	                          "%s/cgroup.kill", dir)))
 		return r;
 	struct stat st;
 	if (stat(dir, &st) != 0 && errno == ENOENT)

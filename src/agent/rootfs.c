@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,16 +15,6 @@
 #include <unistd.h>
 
 #include "rootfs.h"
-
-int rootfs_check_id(const char *id, struct husk_error *err)
-{
-	size_t n = id ? strnlen(id, 130) : 0;
-	if (n == 0 || n > 128 || strchr(id, '/') || !strcmp(id, ".") ||
-	    !strcmp(id, ".."))
-		return husk_err(err, EINVAL, "bad container id '%.*s'",
-		                (int)(n > 40 ? 40 : n), id ? id : "");
-	return 0;
-}
 
 int rootfs_state_path(char *buf, size_t cap, const struct agent_env *env,
                       const char *id, const char *sub, struct husk_error *err)
@@ -86,20 +75,6 @@ int rootfs_remount_ro(const char *path, struct husk_error *err)
 
 /* ---- rootfs_prepare ---------------------------------------------------- */
 
-static int pathf(char *buf, size_t cap, struct husk_error *err, const char *fmt,
-                 ...) __attribute__((format(printf, 4, 5)));
-static int pathf(char *buf, size_t cap, struct husk_error *err, const char *fmt,
-                 ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, cap, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= cap)
-		return husk_err(err, ENAMETOOLONG, "path too long");
-	return 0;
-}
-
 /* mkdir -p, the last component with mode, its parents 0755. */
 static int make_dirs(const char *path, mode_t mode, struct husk_error *err)
 {
@@ -108,7 +83,7 @@ static int make_dirs(const char *path, mode_t mode, struct husk_error *err)
 	if (errno != ENOENT)
 		return husk_err_errno(err, errno, "mkdir %s", path);
 	char parent[PATH_MAX];
-	if (pathf(parent, sizeof(parent), err, "%s", path) != 0)
+	if (agent_pathf(parent, sizeof(parent), err, "%s", path) != 0)
 		return -ENAMETOOLONG;
 	char *slash = strrchr(parent, '/');
 	if (!slash || slash == parent)
@@ -227,15 +202,15 @@ static int mount_overlay(const char *base, struct husk_error *err)
 {
 	char lower[PATH_MAX], rw[PATH_MAX], upper[PATH_MAX], work[PATH_MAX],
 	    rootfs[PATH_MAX], opts[4 * PATH_MAX];
-	int r = pathf(lower, sizeof(lower), err, "%s/lower", base);
+	int r = agent_pathf(lower, sizeof(lower), err, "%s/lower", base);
 	if (!r)
-		r = pathf(rw, sizeof(rw), err, "%s/rw", base);
+		r = agent_pathf(rw, sizeof(rw), err, "%s/rw", base);
 	if (!r)
-		r = pathf(upper, sizeof(upper), err, "%s/rw/upper", base);
+		r = agent_pathf(upper, sizeof(upper), err, "%s/rw/upper", base);
 	if (!r)
-		r = pathf(work, sizeof(work), err, "%s/rw/work", base);
+		r = agent_pathf(work, sizeof(work), err, "%s/rw/work", base);
 	if (!r)
-		r = pathf(rootfs, sizeof(rootfs), err, "%s/rootfs", base);
+		r = agent_pathf(rootfs, sizeof(rootfs), err, "%s/rootfs", base);
 	if (!r)
 		r = check_overlay_path(base, err);
 	if (r)
@@ -251,9 +226,9 @@ static int mount_overlay(const char *base, struct husk_error *err)
 	    (r = match_root_attrs(lower, upper, err)) ||
 	    (r = make_dir(rootfs, 0755, err)))
 		return r;
-	if ((r = pathf(opts, sizeof(opts), err,
-	               "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper,
-	               work)))
+	if ((r = agent_pathf(opts, sizeof(opts), err,
+	                     "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper,
+	                     work)))
 		return r;
 	if (mount("overlay", rootfs, "overlay", 0, opts) != 0)
 		return husk_err_errno(err, errno, "mount overlay on %s",
@@ -264,9 +239,9 @@ static int mount_overlay(const char *base, struct husk_error *err)
 static int mount_readonly_root(const char *base, struct husk_error *err)
 {
 	char lower[PATH_MAX], rootfs[PATH_MAX];
-	int r = pathf(lower, sizeof(lower), err, "%s/lower", base);
+	int r = agent_pathf(lower, sizeof(lower), err, "%s/lower", base);
 	if (!r)
-		r = pathf(rootfs, sizeof(rootfs), err, "%s/rootfs", base);
+		r = agent_pathf(rootfs, sizeof(rootfs), err, "%s/rootfs", base);
 	if (!r)
 		r = make_dir(rootfs, 0755, err);
 	return r ? r : bind_ro(lower, rootfs, err);
@@ -276,7 +251,7 @@ static int write_new_file(const char *dir, const char *name, const char *text,
                           struct husk_error *err)
 {
 	char path[PATH_MAX];
-	int r = pathf(path, sizeof(path), err, "%s/%s", dir, name);
+	int r = agent_pathf(path, sizeof(path), err, "%s/%s", dir, name);
 	if (r)
 		return r;
 	int fd = open(
@@ -300,7 +275,7 @@ static int write_etc(const char *base, const char *hostname,
                      struct husk_error *err)
 {
 	char etc[PATH_MAX], line[128], hosts[512];
-	int r = pathf(etc, sizeof(etc), err, "%s/etc", base);
+	int r = agent_pathf(etc, sizeof(etc), err, "%s/etc", base);
 	if (r || (r = make_dir(etc, 0755, err)))
 		return r;
 	snprintf(line, sizeof(line), "%s\n", hostname);
@@ -327,7 +302,7 @@ static int build(const char *base, const struct agent_container_cfg *c,
                  struct husk_error *err)
 {
 	char lower[PATH_MAX];
-	int r = pathf(lower, sizeof(lower), err, "%s/lower", base);
+	int r = agent_pathf(lower, sizeof(lower), err, "%s/lower", base);
 	if (r || (r = make_dir(lower, 0755, err)) ||
 	    (r = mount_lower(c->root_device, lower, err)))
 		return r;
@@ -335,7 +310,7 @@ static int build(const char *base, const struct agent_container_cfg *c,
 	                     : mount_overlay(base, err);
 	if (r || (r = write_etc(base, hostname, err)))
 		return r;
-	return pathf(root, cap, err, "%s/rootfs", base);
+	return agent_pathf(root, cap, err, "%s/rootfs", base);
 }
 
 static int release_dir(const char *base, struct husk_error *err);
@@ -345,7 +320,7 @@ int rootfs_prepare(const struct agent_env *env,
                    struct husk_error *err)
 {
 	char base[PATH_MAX], hostname[65];
-	int r = rootfs_check_id(c->id, err);
+	int r = agent_check_id(c->id, err);
 	if (r || (r = rootfs_hostname(c, hostname, err)) ||
 	    (r = rootfs_state_path(base, sizeof(base), env, c->id, NULL, err)))
 		return r;
@@ -446,8 +421,8 @@ static int remove_entry(const char *base, const char *rel, bool dir,
                         struct husk_error *err)
 {
 	char path[PATH_MAX];
-	int r = pathf(path, sizeof(path), err, "%s%s%s", base, rel ? "/" : "",
-	              rel ? rel : "");
+	int r = agent_pathf(path, sizeof(path), err, "%s%s%s", base,
+	                    rel ? "/" : "", rel ? rel : "");
 	if (r)
 		return r;
 	if ((dir ? rmdir(path) : unlink(path)) != 0 && errno != ENOENT)
@@ -498,7 +473,7 @@ int rootfs_release(const struct agent_env *env, const char *id,
                    struct husk_error *err)
 {
 	char base[PATH_MAX];
-	int r = rootfs_check_id(id, err);
+	int r = agent_check_id(id, err);
 	if (r ||
 	    (r = rootfs_state_path(base, sizeof(base), env, id, NULL, err)))
 		return r;

@@ -72,9 +72,6 @@ int rootfs_release(const struct agent_env *env, const char *id,
 
 /* Pieces shared by rootfs.c, rootfs_enter.c and the tests. */
 
-/* EINVAL unless id is 1..128 bytes, without '/', and not "." or "..". */
-int rootfs_check_id(const char *id, struct husk_error *err);
-
 /* "STATE/ID" or "STATE/ID/SUB" (sub may be NULL); ENAMETOOLONG when it
  * does not fit. */
 int rootfs_state_path(char *buf, size_t cap, const struct agent_env *env,

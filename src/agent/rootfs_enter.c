@@ -445,7 +445,7 @@ int rootfs_enter(const struct agent_env *env,
                  struct husk_error *err)
 {
 	char hostname[65], spare[4096];
-	int r = rootfs_check_id(c->id, err);
+	int r = agent_check_id(c->id, err);
 	if (r || (r = rootfs_hostname(c, hostname, err)) ||
 	    (r = rootfs_state_path(spare, sizeof(spare), env, c->id, "host",
 	                           err)))

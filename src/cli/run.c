@@ -304,6 +304,7 @@ int cmd_run(int argc, char **argv)
 	    .cols = ws.ws_col,
 	    .memory_limit = o.memory,
 	    .cpu_millis = o.cpu_millis,
+	    .pids_limit = o.pids_limit,
 	};
 	int sig_fd = proxy_signals();
 	struct husk_run_io io = {.in_fd = STDIN_FILENO,

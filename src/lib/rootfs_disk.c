@@ -29,6 +29,8 @@
 
 #include <openssl/evp.h>
 
+#include "husk/program.h"
+
 /* Bumped whenever the record format below changes, so that images built
  * under an older key scheme are never mistaken for current ones. */
 #define HASH_FORMAT "husk-rootfs-v1"
@@ -468,25 +470,6 @@ static int make_dirs(const char *dir, struct husk_error *err)
 	return 0;
 }
 
-/* Where name is, found before fork so that a missing tool is an error
- * with a name rather than an exit status 127. mkfs.ext4 lives in sbin,
- * which an ordinary user's PATH often lacks. */
-static bool find_program(const char *name, char *out, size_t cap)
-{
-	const char *env = getenv("PATH");
-	char dirs[4096];
-	snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/sbin",
-	         env && *env ? env : "/usr/local/bin:/usr/bin:/bin");
-	char *save = NULL;
-	for (char *d = strtok_r(dirs, ":", &save); d;
-	     d = strtok_r(NULL, ":", &save)) {
-		int n = snprintf(out, cap, "%s/%s", d, name);
-		if (n > 0 && (size_t)n < cap && access(out, X_OK) == 0)
-			return true;
-	}
-	return false;
-}
-
 #define STDERR_KEEP 8192
 
 /* Keeps the last bytes of a tool's stderr. */
@@ -619,7 +602,9 @@ static void say(char *buf, size_t cap, const char *fmt, ...)
 static int run_mkfs(const char *name, char *const argv[], char *why, size_t cap)
 {
 	char prog[PATH_MAX];
-	if (!find_program(name, prog, sizeof(prog))) {
+	/* mkfs.ext4 lives in sbin, which an ordinary user's PATH often
+	 * lacks. */
+	if (!husk_find_program(name, "/usr/sbin:/sbin", prog, sizeof(prog))) {
 		say(why, cap, "%s is not installed", name);
 		return -ENOENT;
 	}

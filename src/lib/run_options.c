@@ -27,6 +27,7 @@ const char husk_run_usage[] =
     "  -h, --hostname NAME     the container's host name\n"
     "  -m, --memory SIZE       memory limit (b, k, m, g)\n"
     "      --cpus N            CPU limit (and the VM's vCPUs)\n"
+    "      --pids-limit N      at most N processes (-1: no limit)\n"
     "      --name NAME         the container's name\n"
     "      --read-only         mount the root file system read-only\n"
     "      --rootfs DIR        run DIR as the root file system\n"
@@ -70,6 +71,19 @@ int husk_parse_cpus(const char *s, uint32_t *millis, struct husk_error *err)
 	*millis = (uint32_t)(v * 1000 + 0.5);
 	if (*millis == 0)
 		*millis = 1;
+	return 0;
+}
+
+/* Docker's --pids-limit: a positive count, or 0 / -1 for none. */
+static int parse_pids_limit(const char *s, uint64_t *out,
+                            struct husk_error *err)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < -1)
+		return husk_err(err, EINVAL, "invalid --pids-limit '%s'", s);
+	*out = v > 0 ? (uint64_t)v : 0;
 	return 0;
 }
 
@@ -157,6 +171,7 @@ enum {
 	O_ENV_FILE,
 	O_ENTRYPOINT,
 	O_CPUS,
+	O_PIDS_LIMIT,
 	O_NAME,
 	O_READ_ONLY,
 	O_ROOTFS,
@@ -178,6 +193,7 @@ static const struct option run_opts[] = {
     {"hostname", required_argument, NULL, 'h'},
     {"memory", required_argument, NULL, 'm'},
     {"cpus", required_argument, NULL, O_CPUS},
+    {"pids-limit", required_argument, NULL, O_PIDS_LIMIT},
     {"name", required_argument, NULL, O_NAME},
     {"read-only", no_argument, NULL, O_READ_ONLY},
     {"rootfs", required_argument, NULL, O_ROOTFS},
@@ -218,6 +234,7 @@ static int one_option(struct husk_run_options *o, int c, const char *arg,
 			                "minimum memory limit allowed is 6MB");
 		return 0;
 	case O_CPUS: return husk_parse_cpus(arg, &o->cpu_millis, err);
+	case O_PIDS_LIMIT: return parse_pids_limit(arg, &o->pids_limit, err);
 	case O_NAME: o->name = arg; return 0;
 	case O_READ_ONLY: o->read_only = true; return 0;
 	case O_ROOTFS: o->rootfs = arg; return 0;

@@ -17,6 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "husk/program.h"
+
 #define DEFAULT_QEMU  "qemu-system-x86_64"
 #define MAX_CPUS      32 /* husk-vmm's limit; QEMU gets the same */
 #define MAX_SERIAL    20 /* virtio-blk's serial field */
@@ -399,17 +401,8 @@ static int find_program(const char *name, char *out, size_t cap,
 			return husk_err_errno(err, errno, "VMM %s", name);
 		return 0;
 	}
-	const char *env = getenv("PATH");
-	char dirs[4096];
-	snprintf(dirs, sizeof(dirs), "%s",
-	         env && *env ? env : "/usr/local/bin:/usr/bin:/bin");
-	char *save = NULL;
-	for (char *d = strtok_r(dirs, ":", &save); d;
-	     d = strtok_r(NULL, ":", &save)) {
-		int n = snprintf(out, cap, "%s/%s", d, name);
-		if (n > 0 && (size_t)n < cap && access(out, X_OK) == 0)
-			return 0;
-	}
+	if (husk_find_program(name, NULL, out, cap))
+		return 0;
 	return husk_err(
 	    err, ENOENT, "%s not found in PATH%s", name,
 	    strcmp(name, DEFAULT_QEMU) ? "" : " (install qemu-system-x86)");

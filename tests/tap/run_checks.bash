@@ -190,6 +190,13 @@ check_confinement() {
 		'out | grep -qx "rc=1" && grep -q "Read-only file system" "$work/err" && [ "$(out | tail -1 | tr -d " ")" = 0 ]'
 }
 
+check_pids_limit() {
+	hrun --rm --pids-limit 5 --rootfs "$ROOTFS" \
+		sh -c 'cat /sys/fs/cgroup/pids.max; for i in 1 2 3 4 5 6; do sleep 5 & done 2>/dev/null; wait'
+	expect "--pids-limit 5 caps the container's processes" \
+		'[ "$(out | head -1)" = 5 ] && grep -qi "fork\|resource\|can.t" "$work/err"'
+}
+
 check_oom() {
 	hrun --rm --memory 64m --rootfs "$ROOTFS" \
 		sh -c 'cat /sys/fs/cgroup/memory.max; dd if=/dev/zero of=/dev/null bs=200M count=1'
@@ -214,6 +221,7 @@ run_all() {
 	check_root_writes
 	check_confinement
 	[ "$MODE" = agent ] || check_oom
+	[ "$MODE" = agent ] || check_pids_limit
 	[ "$MODE" = agent ] && check_zombies
 	echo "1..$n"
 	[ "$fails" = 0 ]

@@ -18,51 +18,17 @@
 #include <cmocka.h>
 
 #include "husk/rootfs_disk.h"
+#include "scratch.h"
 
 /* Every test works in its own scratch directory, removed afterwards. */
-struct scratch {
-	char dir[64];
-};
-
-static int remove_one(const char *path, const struct stat *st, int flag,
-                      struct FTW *ftw)
-{
-	return remove(path);
-}
-
 static int setup(void **state)
 {
-	struct scratch *s = calloc(1, sizeof(*s));
-	snprintf(s->dir, sizeof(s->dir), "/tmp/husk-rootfs-test.XXXXXX");
-	assert_non_null(mkdtemp(s->dir));
-	*state = s;
-	return 0;
+	return scratch_setup(state, "husk-rootfs-test");
 }
 
 static int teardown(void **state)
 {
-	struct scratch *s = *state;
-	nftw(s->dir, remove_one, 32, FTW_DEPTH | FTW_PHYS);
-	free(s);
-	return 0;
-}
-
-static const char *at(const struct scratch *s, const char *rel)
-{
-	static char bufs[4][512];
-	static int next;
-	char *b = bufs[next++ % 4];
-	snprintf(b, sizeof(bufs[0]), "%s/%s", s->dir, rel);
-	return b;
-}
-
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	close(fd);
-	assert_int_equal(chmod(path, mode), 0);
+	return scratch_teardown(state);
 }
 
 /* A small tree with one of each kind; mtime_base differs per copy. */

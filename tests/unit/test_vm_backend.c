@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "husk/vm_backend.h"
+#include "scratch.h"
 
 static const struct husk_vm_disk two_disks[] = {
     {.path = "/img/root.erofs", .readonly = true, .serial = "rootfs"},
@@ -365,52 +366,18 @@ static void argv_errors(void **state)
 }
 
 /* Environment and scratch files for the tests that run processes. */
-struct scratch {
-	char dir[64];
-};
-
-static int remove_one(const char *path, const struct stat *st, int flag,
-                      struct FTW *ftw)
-{
-	return remove(path);
-}
-
 static int setup(void **state)
 {
-	struct scratch *s = calloc(1, sizeof(*s));
-	snprintf(s->dir, sizeof(s->dir), "/tmp/husk-vm-test.XXXXXX");
-	assert_non_null(mkdtemp(s->dir));
-	*state = s;
-	return 0;
+	return scratch_setup(state, "husk-vm-test");
 }
 
 static int teardown(void **state)
 {
-	struct scratch *s = *state;
-	nftw(s->dir, remove_one, 32, FTW_DEPTH | FTW_PHYS);
-	free(s);
+	scratch_teardown(state);
 	unsetenv("HUSK_KERNEL");
 	unsetenv("HUSK_INITRD");
 	unsetenv("HUSK_VMM");
 	return 0;
-}
-
-static const char *at(const struct scratch *s, const char *rel)
-{
-	static char bufs[4][512];
-	static int next;
-	char *b = bufs[next++ % 4];
-	snprintf(b, sizeof(bufs[0]), "%s/%s", s->dir, rel);
-	return b;
-}
-
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	close(fd);
-	assert_int_equal(chmod(path, mode), 0);
 }
 
 static void assets_from_environment(void **state)
