@@ -26,6 +26,8 @@ BASE_CFLAGS := -std=gnu11 -O2 -g $(WARN) -Iinclude -D_GNU_SOURCE \
 	-DHUSK_VERSION='"$(VERSION)"' -MMD -MP
 ALL_CFLAGS := $(BASE_CFLAGS) $(SANFLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
+# What libhusk's host side links: hashing, archives, JSON, HTTP.
+HOST_LIBS := -lcrypto -larchive -ljson-c -lcurl
 
 LIB_SRCS := $(wildcard src/lib/*.c)
 # husk-vmm's pieces, as a library so unit tests and fuzz targets link them
@@ -82,7 +84,7 @@ $(AGENT_LIB): $(AGENT_SRCS:%.c=$(BUILD)/obj/%.o)
 
 $(HUSK_AGENT): $(BUILD)/obj/src/agent/main.o $(AGENT_LIB) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lseccomp -lcrypto
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lseccomp $(HOST_LIBS)
 
 $(BUILD)/obj-static/%.o: %.c
 	@mkdir -p $(@D)
@@ -104,15 +106,15 @@ $(BUSYBOX_ROOTFS): scripts/busybox-rootfs /bin/busybox
 
 $(HUSK): $(CLI_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcrypto
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(HOST_LIBS)
 
 $(HUSK_VMM): $(BUILD)/obj/src/vmm/main.o $(VMM_LIB) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread -lseccomp -lcrypto
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread -lseccomp $(HOST_LIBS)
 
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(AGENT_LIB) $(VMM_LIB) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka -lseccomp -lcrypto
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka -lseccomp $(HOST_LIBS)
 
 # Runs inside the test machine, from the host root shared over 9p.
 $(KVM_SMOKE): $(BUILD)/obj/tests/kvm/kvm_smoke.o
@@ -161,7 +163,7 @@ FUZZ_FLAGS := -std=gnu11 -g -O1 -Iinclude -D_GNU_SOURCE \
 fuzz: $(FUZZ_BINS)
 build-fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(VMM_SRCS) $(AGENT_SRCS) $(LIB_SRCS)
 	@mkdir -p $(@D)
-	clang $(FUZZ_FLAGS) -o $@ $< $(VMM_SRCS) $(AGENT_SRCS) $(LIB_SRCS) -lpthread -lseccomp -lcrypto
+	clang $(FUZZ_FLAGS) -o $@ $< $(VMM_SRCS) $(AGENT_SRCS) $(LIB_SRCS) -lpthread -lseccomp $(HOST_LIBS)
 
 deps:
 	scripts/deps.sh
