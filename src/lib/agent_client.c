@@ -25,6 +25,7 @@
 
 #define STREAM           1 /* the one process of a run */
 #define SHUTDOWN_WAIT_MS 10000
+#define SIGNAL_ACK_MS    10000
 
 enum phase {
 	PHASE_CREATE,   /* HELLO and CREATE sent, waiting for the reply */
@@ -42,6 +43,10 @@ struct client {
 	struct husk_proto_enc enc;
 	enum phase phase;
 	int64_t deadline; /* for the phase, or 0 */
+	/* A forwarded signal the agent has not acknowledged yet: an agent
+	 * that answers nothing is a stuck VM, and the user who sent the
+	 * signal must not wait for ever. */
+	int64_t signal_deadline;
 	int timeout_ms;
 	uint32_t in_credit;    /* stdin bytes the agent lets us send */
 	uint32_t out_given[3]; /* output credit we granted, not yet used */
@@ -176,8 +181,10 @@ static int on_error(struct client *c, const struct husk_frame *f,
 		c->res->start_errno = (int)code;
 		return 0;
 	}
-	if (request == HUSK_FRAME_SIGNAL || request == HUSK_FRAME_RESIZE)
+	if (request == HUSK_FRAME_SIGNAL || request == HUSK_FRAME_RESIZE) {
+		c->signal_deadline = 0;
 		return 0; /* the process may just have ended */
+	}
 	if (request == HUSK_FRAME_SHUTDOWN) {
 		c->phase = PHASE_DONE;
 		return 0;
@@ -333,6 +340,15 @@ static int on_signal(struct client *c, struct husk_error *err)
 {
 	struct signalfd_siginfo si;
 	while (read(c->io->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		bool stop = si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM ||
+		            si.ssi_signo == SIGHUP;
+		/* Before the container runs there is nobody to forward to:
+		 * the user means husk. */
+		if (c->phase == PHASE_CREATE && stop)
+			return husk_err(err, ECANCELED,
+			                "interrupted by signal %u before the "
+			                "container started",
+			                si.ssi_signo);
 		if (c->phase != PHASE_RUN || c->exited)
 			continue;
 		int rc;
@@ -370,6 +386,16 @@ static int run_loop(struct client *c, struct husk_error *err)
 		if (c->io->sig_fd >= 0)
 			p[2] = (struct pollfd){c->io->sig_fd, POLLIN, 0};
 		int timeout = -1;
+		if (c->signal_deadline) {
+			int64_t left = c->signal_deadline - now_ms();
+			if (left <= 0)
+				return husk_err(
+				    err, ETIMEDOUT,
+				    "the agent did not acknowledge a signal in "
+				    "%d s: the microVM looks stuck",
+				    SIGNAL_ACK_MS / 1000);
+			timeout = (int)left;
+		}
 		if (c->deadline) {
 			int64_t left = c->deadline - now_ms();
 			if (left <= 0) {
@@ -380,7 +406,8 @@ static int run_loop(struct client *c, struct husk_error *err)
 				    "the agent did not answer in %d ms",
 				    c->timeout_ms);
 			}
-			timeout = (int)left;
+			if (timeout < 0 || left < timeout)
+				timeout = (int)left;
 		}
 		int rc = poll(p, 3, timeout);
 		if (rc < 0 && errno != EINTR)

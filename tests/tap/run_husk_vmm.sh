@@ -16,6 +16,7 @@ BUILD="$here/build"
 HUSK="$BUILD/bin/husk"
 ROOTFS="$BUILD/share/husk/rootfs/busybox"
 MODE=husk
+RUN_TIMEOUT=90
 export HUSK_CACHE_DIR=$(mktemp -d)
 . "$here/tests/tap/run_checks.bash"
 run_all
