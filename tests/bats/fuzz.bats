@@ -37,3 +37,7 @@ run_fuzzer() {
 @test "fuzz husk run's client with a hostile agent ($FUZZ_SECONDS s)" {
 	run_fuzzer fuzz_agent_client
 }
+
+@test "fuzz the image layer applier with hostile tars ($FUZZ_SECONDS s)" {
+	run_fuzzer fuzz_layer
+}
