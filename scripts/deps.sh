@@ -13,10 +13,11 @@ packages=(
 	linux-source-6.1 bc bison flex libelf-dev cpio xz-utils kmod
 	# microVMs, root filesystems, images
 	qemu-system-x86 erofs-utils e2fsprogs busybox-static
-	# tests
+	# tests: a real registry, a real dockerd, htpasswd for registry auth
 	bats libcmocka-dev util-linux procps socat
-	# benchmarks: the peer `husk run` is compared with
-	runc
+	docker-registry docker.io apache2-utils
+	# benchmarks: the peers husk is compared with
+	runc skopeo umoci
 )
 
 missing=()
