@@ -15,7 +15,7 @@ packages=(
 	qemu-system-x86 erofs-utils e2fsprogs busybox-static
 	# tests: a real registry, a real dockerd, htpasswd for registry auth
 	bats libcmocka-dev util-linux procps socat
-	docker-registry docker.io apache2-utils
+	docker-registry docker.io apache2-utils zstd curl
 	# benchmarks: the peers husk is compared with
 	runc skopeo umoci
 )

@@ -37,4 +37,10 @@ int husk_rootfs_hash(const char *dir, char *hex, struct husk_error *err);
 int husk_rootfs_disk(const char *dir, const char *cache_dir, char *out,
                      size_t cap, struct husk_error *err);
 
+/* The same for a tree whose key the caller knows (an image's layers):
+ * CACHE/NAME.erofs (or .ext4), built from dir only when missing. name is
+ * letters, digits, '-' and '_'. */
+int husk_disk_named(const char *dir, const char *cache_dir, const char *name,
+                    char *out, size_t cap, struct husk_error *err);
+
 #endif

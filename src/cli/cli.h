@@ -15,5 +15,22 @@ struct husk_command {
 
 int cmd_check(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_load(int argc, char **argv);
+int cmd_images(int argc, char **argv);
+int cmd_rmi(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_image(int argc, char **argv);
+int cmd_login(int argc, char **argv);
+int cmd_logout(int argc, char **argv);
+
+struct husk_store;
+struct husk_image;
+struct husk_error;
+/* Opens the image store ($HUSK_ROOT or /var/lib/husk); prints why not. */
+int cli_open_store(struct husk_store **s);
+/* Pulls name into s with progress on stderr, as `docker pull` shows it. */
+int cli_pull(struct husk_store *s, const char *name, struct husk_image *out,
+             struct husk_error *err);
 
 #endif

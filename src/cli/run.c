@@ -20,20 +20,14 @@
 
 #include "cli.h"
 #include "husk/agent_client.h"
-#include "husk/rootfs_disk.h"
 #include "husk/run_options.h"
 #include "husk/vm_backend.h"
+#include "run_plan.h"
 
 #define ROOT_SERIAL     "husk-root"
 #define DEFAULT_VM_MIB  256
 #define VM_MIB_HEADROOM 96 /* the guest kernel and agent beside a limit */
 #define VM_EXIT_WAIT_MS 5000
-
-static const char *cache_dir(void)
-{
-	const char *d = getenv("HUSK_CACHE_DIR");
-	return d && d[0] ? d : "/var/cache/husk/rootfs";
-}
 
 static void random_id(char *id, size_t cap)
 {
@@ -50,21 +44,6 @@ static void random_id(char *id, size_t cap)
 		close(fd);
 	for (size_t i = 0; i < sizeof(b) && 2 * i + 2 < cap; i++)
 		snprintf(id + 2 * i, 3, "%02x", b[i]);
-}
-
-/* The command: --entrypoint replaces argv[0] as Docker's does. */
-static char **command(const struct husk_run_options *o)
-{
-	size_t n = o->ncmd + 2;
-	char **argv = calloc(n, sizeof(char *));
-	if (!argv)
-		return NULL;
-	size_t k = 0;
-	if (o->entrypoint && o->entrypoint[0])
-		argv[k++] = (char *)o->entrypoint;
-	for (size_t i = 0; i < o->ncmd; i++)
-		argv[k++] = o->cmd[i];
-	return argv;
 }
 
 struct terminal {
@@ -128,7 +107,6 @@ static int connect_unix(const char *path, struct husk_error *err)
 
 struct vm_run {
 	char run_dir[PATH_MAX];
-	char disk[PATH_MAX];
 	struct husk_vm vm;
 	bool started;
 };
@@ -142,8 +120,8 @@ static unsigned vm_memory_mib(const struct husk_run_options *o)
 	return mib;
 }
 
-static int start_vm(const struct husk_run_options *o, struct vm_run *r,
-                    struct husk_error *err)
+static int start_vm(const struct husk_run_options *o, const char *disk_path,
+                    struct vm_run *r, struct husk_error *err)
 {
 	enum husk_vmm want = HUSK_VMM_AUTO, got;
 	bool qemu_kvm = false;
@@ -158,16 +136,13 @@ static int start_vm(const struct husk_run_options *o, struct vm_run *r,
 	char kernel[PATH_MAX], initrd[PATH_MAX], vmm[PATH_MAX];
 	if (husk_vm_find_assets(kernel, initrd, vmm, PATH_MAX, err) < 0)
 		return -err->code;
-	if (husk_rootfs_disk(o->rootfs, cache_dir(), r->disk, sizeof(r->disk),
-	                     err) < 0)
-		return -err->code;
 	const char *tmp = getenv("TMPDIR");
 	snprintf(r->run_dir, sizeof(r->run_dir), "%s/husk-run-XXXXXX",
 	         tmp && tmp[0] ? tmp : "/tmp");
 	if (!mkdtemp(r->run_dir))
 		return husk_err_errno(err, errno, "create a run directory");
 	struct husk_vm_disk disk = {
-	    .path = r->disk, .readonly = true, .serial = ROOT_SERIAL};
+	    .path = disk_path, .readonly = true, .serial = ROOT_SERIAL};
 	unsigned cpus = o->cpu_millis ? (o->cpu_millis + 999) / 1000 : 1;
 	struct husk_vm_config c = {
 	    .vmm = got,
@@ -261,9 +236,9 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "husk run: %s\n", err.msg);
 		return HUSK_EXIT_USAGE;
 	}
-	if (o.image) {
-		fprintf(stderr, "husk run: images are not supported yet; use "
-		                "--rootfs DIR\n");
+	if (o.image && o.connect) {
+		fprintf(stderr, "husk run: --connect takes --rootfs, not an "
+		                "image\n");
 		husk_run_options_free(&o);
 		return HUSK_EXIT_USAGE;
 	}
@@ -272,7 +247,15 @@ int cmd_run(int argc, char **argv)
 		snprintf(id, sizeof(id), "%s", o.name);
 	else
 		random_id(id, sizeof(id));
-	char **cmd = command(&o);
+	struct run_plan plan;
+	int prc = o.image ? run_plan_image(&o, id, &plan, &err)
+	                  : run_plan_rootfs(&o, !o.connect, &plan, &err);
+	if (prc < 0) {
+		fprintf(stderr, "husk run: %s\n", err.msg);
+		run_plan_done(&plan, id);
+		husk_run_options_free(&o);
+		return HUSK_EXIT_USAGE;
+	}
 	struct terminal term = {.fd = -1};
 	if (o.tty && isatty(STDIN_FILENO))
 		term.fd = STDIN_FILENO;
@@ -286,6 +269,7 @@ int cmd_run(int argc, char **argv)
 	if (o.connect && o.rootfs && !realpath(o.rootfs, rootdir)) {
 		fprintf(stderr, "husk run: --rootfs %s: %s\n", o.rootfs,
 		        strerror(errno));
+		run_plan_done(&plan, id);
 		husk_run_options_free(&o);
 		return HUSK_EXIT_USAGE;
 	}
@@ -294,10 +278,10 @@ int cmd_run(int argc, char **argv)
 	    .root_device = o.connect ? rootdir : "serial:" ROOT_SERIAL,
 	    .readonly_root = o.read_only,
 	    .hostname = o.hostname,
-	    .argv = (const char *const *)cmd,
-	    .env = (const char *const *)o.env,
-	    .cwd = o.workdir,
-	    .user = o.user,
+	    .argv = (const char *const *)plan.argv,
+	    .env = (const char *const *)plan.env,
+	    .cwd = plan.cwd,
+	    .user = plan.user,
 	    .tty = o.tty,
 	    .open_stdin = o.interactive,
 	    .rows = ws.ws_row,
@@ -315,11 +299,9 @@ int cmd_run(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	struct vm_run vr = {0};
 	int chan = -1, rc;
-	if (!cmd)
-		rc = husk_err(&err, ENOMEM, "out of memory");
-	else if (o.connect)
+	if (o.connect)
 		rc = chan = connect_unix(o.connect, &err);
-	else if ((rc = start_vm(&o, &vr, &err)) >= 0)
+	else if ((rc = start_vm(&o, plan.disk, &vr, &err)) >= 0)
 		chan = vr.vm.agent_fd;
 	struct husk_run_result res = {0};
 	if (rc >= 0) {
@@ -331,7 +313,7 @@ int cmd_run(int argc, char **argv)
 	if (o.connect && chan >= 0)
 		close(chan);
 	stop_vm(&vr, rc < 0, o.debug);
-	free(cmd);
+	run_plan_done(&plan, id);
 	husk_run_options_free(&o);
 	if (sig_fd >= 0)
 		close(sig_fd);

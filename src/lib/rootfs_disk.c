@@ -10,6 +10,7 @@
 #include "husk/rootfs_disk.h"
 
 #include <dirent.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -694,24 +695,25 @@ static bool usable_image(const char *path)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
 }
 
-/* CACHE/rootfs-HEX.EXT into out. */
+/* CACHE/STEM.EXT into out. */
 static int image_path(char *out, size_t cap, const char *cache_dir,
-                      const char *hex, const char *ext, struct husk_error *err)
+                      const char *stem, const char *ext, struct husk_error *err)
 {
-	int n = snprintf(out, cap, "%s/rootfs-%s.%s", cache_dir, hex, ext);
+	int n = snprintf(out, cap, "%s/%s.%s", cache_dir, stem, ext);
 	if (n < 0 || (size_t)n >= cap)
 		return husk_err(err, ENAMETOOLONG, "image path under %s",
 		                cache_dir);
 	return 0;
 }
 
-static int build_image(const char *dir, const char *cache_dir, const char *hex,
-                       const struct walk *w, const struct stat *root, char *out,
-                       size_t cap, struct husk_error *err)
+static int build_image(const char *dir, const char *cache_dir,
+                       const char *stem, const struct walk *w,
+                       const struct stat *root, char *out, size_t cap,
+                       struct husk_error *err)
 {
 	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s/.tmp-rootfs-%s-XXXXXX", cache_dir,
-	             hex) >= (int)sizeof(tmp))
+	if (snprintf(tmp, sizeof(tmp), "%s/.tmp-%s-XXXXXX", cache_dir, stem) >=
+	    (int)sizeof(tmp))
 		return husk_err(err, ENAMETOOLONG, "image path under %s",
 		                cache_dir);
 	/* A name of our own: two builders never write the same file. */
@@ -731,11 +733,29 @@ static int build_image(const char *dir, const char *cache_dir, const char *hex,
 		rc = husk_err(err, -rc, "cannot make an image of %s: %s; %s",
 		              dir, why_erofs, why_ext4);
 	if (rc == 0)
-		rc = image_path(out, cap, cache_dir, hex, ext, err);
+		rc = image_path(out, cap, cache_dir, stem, ext, err);
 	if (rc == 0)
 		rc = publish(tmp, out, cache_dir, err);
 	if (rc < 0)
 		unlink(tmp);
+	return rc;
+}
+
+/* Finds CACHE/STEM.erofs (or .ext4) or builds it from dir. */
+static int disk_for(const char *dir, const char *cache_dir, const char *stem,
+                    struct walk *w, const struct stat *root, char *out,
+                    size_t cap, struct husk_error *err)
+{
+	int rc = make_dirs(cache_dir, err);
+	/* Either kind of image from an earlier run will do. */
+	static const char *const exts[] = {"erofs", "ext4"};
+	for (size_t i = 0; rc == 0 && i < 2; i++) {
+		rc = image_path(out, cap, cache_dir, stem, exts[i], err);
+		if (rc == 0 && usable_image(out))
+			return 0;
+	}
+	if (rc == 0)
+		rc = build_image(dir, cache_dir, stem, w, root, out, cap, err);
 	return rc;
 }
 
@@ -745,21 +765,42 @@ int husk_rootfs_disk(const char *dir, const char *cache_dir, char *out,
 	struct walk *w = malloc(sizeof(*w));
 	if (!w)
 		return husk_err(err, ENOMEM, "rootfs %s", dir);
+	char hex[HUSK_ROOTFS_HASH_HEX + 1], stem[HUSK_ROOTFS_HASH_HEX + 8];
+	struct stat root;
+	int rc = hash_tree(dir, hex, w, &root, err);
+	snprintf(stem, sizeof(stem), "rootfs-%s", hex);
+	if (rc == 0)
+		rc = disk_for(dir, cache_dir, stem, w, &root, out, cap, err);
+	free(w);
+	return rc;
+}
+
+int husk_disk_named(const char *dir, const char *cache_dir, const char *name,
+                    char *out, size_t cap, struct husk_error *err)
+{
+	for (const char *p = name; *p; p++) {
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+			return husk_err(err, EINVAL, "bad disk name '%s'", name);
+	}
+	/* A cached disk needs no walk at all. */
+	static const char *const exts[] = {"erofs", "ext4"};
+	for (size_t i = 0; i < 2; i++) {
+		int rc = image_path(out, cap, cache_dir, name, exts[i], err);
+		if (rc < 0)
+			return rc;
+		if (usable_image(out))
+			return 0;
+	}
+	struct walk *w = malloc(sizeof(*w));
+	if (!w)
+		return husk_err(err, ENOMEM, "disk %s", name);
+	/* The walk measures the tree for an ext4 fallback; its hash is
+	 * not the key here. */
 	char hex[HUSK_ROOTFS_HASH_HEX + 1];
 	struct stat root;
 	int rc = hash_tree(dir, hex, w, &root, err);
 	if (rc == 0)
-		rc = make_dirs(cache_dir, err);
-	/* Either kind of image from an earlier run will do. */
-	static const char *const exts[] = {"erofs", "ext4"};
-	for (size_t i = 0; rc == 0 && i < 2; i++) {
-		rc = image_path(out, cap, cache_dir, hex, exts[i], err);
-		if (rc == 0 && usable_image(out))
-			goto out;
-	}
-	if (rc == 0)
-		rc = build_image(dir, cache_dir, hex, w, &root, out, cap, err);
-out:
+		rc = disk_for(dir, cache_dir, name, w, &root, out, cap, err);
 	free(w);
 	return rc;
 }
