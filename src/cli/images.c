@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "husk/image_disk.h"
 #include "husk/image_load.h"
 #include "husk/reference.h"
 #include "husk/store.h"
@@ -194,10 +195,36 @@ int cmd_rmi(int argc, char **argv)
 	return status;
 }
 
+/* husk image disk IMAGE: builds (or finds) the image's read-only disk, as
+ * husk run does before it boots, and prints its path. */
+static int image_disk(const char *what)
+{
+	struct husk_store *s;
+	if (cli_open_store(&s) < 0)
+		return HUSK_EXIT_USAGE;
+	struct husk_image img = {0};
+	struct husk_error err = {0};
+	char path[4096];
+	int rc = husk_store_image_get(s, what, &img, &err);
+	if (rc == 0)
+		rc = husk_image_disk(s, &img, path, sizeof(path), &err);
+	husk_image_free(&img);
+	husk_store_close(s);
+	if (rc < 0) {
+		fprintf(stderr, "husk image disk: %s\n", err.msg);
+		return 1;
+	}
+	printf("%s\n", path);
+	return 0;
+}
+
 int cmd_image(int argc, char **argv)
 {
-	if (argc < 2 || strcmp(argv[1], "prune") != 0) {
-		fprintf(stderr, "usage: husk image prune\n");
+	if (argc == 3 && !strcmp(argv[1], "disk"))
+		return image_disk(argv[2]);
+	if (argc != 2 || strcmp(argv[1], "prune") != 0) {
+		fprintf(stderr,
+		        "usage: husk image prune | husk image disk IMAGE\n");
 		return HUSK_EXIT_USAGE;
 	}
 	struct husk_store *s;
