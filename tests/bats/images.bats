@@ -161,3 +161,18 @@ hrun() {
 	run hrun "$REG/big" sh -c "test -s /big1.bin && test -s /big3.bin"
 	[ "$status" -eq 0 ]
 }
+
+@test "rmi every image, then image prune leaves no blobs" {
+	run hrun "$REG/busybox" true
+	[ "$status" -eq 0 ]
+	for id in $("$HUSK" images -q | sort -u); do
+		run "$HUSK" rmi -f "$id"
+		echo "$output"
+		[ "$status" -eq 0 ]
+	done
+	[ -z "$("$HUSK" images -q)" ]
+	run "$HUSK" image prune
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ -z "$(ls -A "$HUSK_ROOT/blobs/sha256")" ]
+}
