@@ -111,6 +111,10 @@ int load_image_config(struct load_ctx *c, struct load_image *img)
 	char what[96];
 	struct husk_image_config cfg;
 	struct husk_error e2 = {0};
+	if (img->n_layers > LOAD_LAYERS_MAX)
+		return husk_err(c->err, EINVAL,
+		                "%s: %zu layers, more than the %d allowed",
+		                img->what, img->n_layers, LOAD_LAYERS_MAX);
 	snprintf(what, sizeof(what), "%s: config", img->what);
 	int rc = load_text(c, img->config, what, &text, &owned);
 	if (rc < 0)

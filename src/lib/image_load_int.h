@@ -33,6 +33,9 @@ struct archive;
 /* Symlinks followed for one path; indexes nested in indexes. */
 #define LOAD_LINK_HOPS   16
 #define LOAD_INDEX_DEPTH 4
+/* Most layers one image may have: the store's bound, checked while
+ * planning so that no image is recorded from an archive it refuses. */
+#define LOAD_LAYERS_MAX 4096
 
 enum load_kind {
 	LOAD_FILE,

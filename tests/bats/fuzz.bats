@@ -41,3 +41,15 @@ run_fuzzer() {
 @test "fuzz the image layer applier with hostile tars ($FUZZ_SECONDS s)" {
 	run_fuzzer fuzz_layer
 }
+
+@test "fuzz registry manifest and index decoding ($FUZZ_SECONDS s)" {
+	run_fuzzer fuzz_manifest
+}
+
+@test "fuzz the image config parser ($FUZZ_SECONDS s)" {
+	run_fuzzer fuzz_image_config
+}
+
+@test "fuzz husk load with hostile image archives ($FUZZ_SECONDS s)" {
+	run_fuzzer fuzz_image_load
+}

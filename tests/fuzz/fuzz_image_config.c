@@ -117,8 +117,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Garbage in cfg: the parser must not trust what was there. */
 	memset(&cfg, 0xa5, sizeof(cfg));
 	int rc = husk_image_config_parse((const char *)data, size, &cfg, &err);
-	int rc2 = husk_image_config_parse((const char *)data, size, &again,
-	                                  &err2);
+	int rc2 =
+	    husk_image_config_parse((const char *)data, size, &again, &err2);
 	CHECK(rc == rc2);
 	if (rc < 0) {
 		CHECK(err.code == -rc && err.msg[0]);

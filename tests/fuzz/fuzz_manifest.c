@@ -33,14 +33,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 			__builtin_trap();                                      \
 	} while (0)
 
-#define OCI_MANIFEST  "application/vnd.oci.image.manifest.v1+json"
-#define OCI_INDEX     "application/vnd.oci.image.index.v1+json"
-#define DOCKER_MANIFEST                                                        \
-	"application/vnd.docker.distribution.manifest.v2+json"
-#define DOCKER_LIST                                                            \
-	"application/vnd.docker.distribution.manifest.list.v2+json"
-#define OCI_CONFIG    "application/vnd.oci.image.config.v1+json"
-#define DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
+#define OCI_MANIFEST    "application/vnd.oci.image.manifest.v1+json"
+#define OCI_INDEX       "application/vnd.oci.image.index.v1+json"
+#define DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
+#define DOCKER_LIST     "application/vnd.docker.distribution.manifest.list.v2+json"
+#define OCI_CONFIG      "application/vnd.oci.image.config.v1+json"
+#define DOCKER_CONFIG   "application/vnd.docker.container.image.v1+json"
 
 static const char *const content_types[16] = {
     OCI_MANIFEST,
