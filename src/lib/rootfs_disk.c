@@ -706,10 +706,9 @@ static int image_path(char *out, size_t cap, const char *cache_dir,
 	return 0;
 }
 
-static int build_image(const char *dir, const char *cache_dir,
-                       const char *stem, const struct walk *w,
-                       const struct stat *root, char *out, size_t cap,
-                       struct husk_error *err)
+static int build_image(const char *dir, const char *cache_dir, const char *stem,
+                       const struct walk *w, const struct stat *root, char *out,
+                       size_t cap, struct husk_error *err)
 {
 	char tmp[PATH_MAX];
 	if (snprintf(tmp, sizeof(tmp), "%s/.tmp-%s-XXXXXX", cache_dir, stem) >=
@@ -780,7 +779,8 @@ int husk_disk_named(const char *dir, const char *cache_dir, const char *name,
 {
 	for (const char *p = name; *p; p++) {
 		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
-			return husk_err(err, EINVAL, "bad disk name '%s'", name);
+			return husk_err(err, EINVAL, "bad disk name '%s'",
+			                name);
 	}
 	/* A cached disk needs no walk at all. */
 	static const char *const exts[] = {"erofs", "ext4"};
