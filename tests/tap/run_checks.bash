@@ -200,7 +200,7 @@ check_confinement() {
 
 check_pids_limit() {
 	hrun --rm --pids-limit 5 --rootfs "$ROOTFS" \
-		sh -c 'cat /sys/fs/cgroup/pids.max; for i in 1 2 3 4 5 6; do sleep 5 & done 2>/dev/null; wait'
+		sh -c 'cat /sys/fs/cgroup/pids.max; for i in 1 2 3 4 5 6; do sleep 5 & done; wait'
 	expect "--pids-limit 5 caps the container's processes" \
 		'[ "$(out | head -1)" = 5 ] && grep -qi "fork\|resource\|can.t" "$work/err"'
 }
