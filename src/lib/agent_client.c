@@ -4,6 +4,7 @@
  * the credit we grant), so this side may write to the channel and to the
  * user's stdout with plain blocking writes. */
 #include "husk/agent_client.h"
+#include "husk/io.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -65,28 +66,13 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-	const char *p = buf;
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Ends the open frame and writes everything encoded so far. */
 static int send_frame(struct client *c, struct husk_error *err)
 {
 	int rc = husk_proto_enc_end(&c->enc, err);
 	if (rc < 0)
 		return rc;
-	rc = write_all(c->chan, c->enc.buf, c->enc.len);
+	rc = husk_write_all(c->chan, c->enc.buf, c->enc.len);
 	husk_proto_enc_reset(&c->enc);
 	if (rc < 0)
 		return husk_err_errno(err, -rc, "write to the agent");
@@ -211,7 +197,7 @@ static int on_output(struct client *c, const struct husk_frame *f, unsigned fd,
 	/* A reader that went away (EPIPE) does not stop the run; the data
 	 * is dropped as it would be by a closed pipe. */
 	if (dst >= 0)
-		(void)write_all(dst, f->payload, f->len);
+		(void)husk_write_all(dst, f->payload, f->len);
 	if (!f->len)
 		return 0;
 	c->out_given[fd] += f->len;

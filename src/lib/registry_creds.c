@@ -3,6 +3,7 @@
  * when the caller did not name a file), as registry.h describes. Writes
  * keep every other key of the file and replace it atomically, 0600. */
 #include "registry_int.h"
+#include "husk/io.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -309,20 +310,6 @@ static int make_parent(const char *path, struct husk_error *err)
 	}
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Writes root to path: a 0600 temp file beside it, fsync, rename. */
 static int write_json_file(const char *path, json_object *root,
                            struct husk_error *err)
@@ -339,9 +326,9 @@ static int write_json_file(const char *path, json_object *root,
 		return husk_err_errno(err, errno, "create %s", tmp);
 	const char *text = json_object_to_json_string_ext(
 	    root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-	rc = write_all(fd, text, strlen(text));
+	rc = husk_write_all(fd, text, strlen(text));
 	if (rc == 0)
-		rc = write_all(fd, "\n", 1);
+		rc = husk_write_all(fd, "\n", 1);
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;
 	if (close(fd) < 0 && rc == 0)

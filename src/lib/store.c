@@ -187,21 +187,6 @@ int store_tmp_create(struct husk_store *s, char name[STORE_NAME_MAX], int *fd,
 	return husk_err(err, EAGAIN, "cannot create a file in %s/tmp", s->root);
 }
 
-int store_write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n > 0) {
-		ssize_t w = write(fd, c, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int store_write_atomic(struct husk_store *s, int dirfd, const char *name,
                        const char *data, size_t len, struct husk_error *err)
 {

@@ -45,7 +45,8 @@ int store_write_atomic(struct husk_store *s, int dirfd, const char *name,
  * malloc'd buffer; -ENOENT without a message when absent. */
 int store_read_file(int dirfd, const char *name, char **data, size_t *len,
                     struct husk_error *err);
-int store_write_all(int fd, const void *p, size_t n);
+#include "husk/io.h"
+#define store_write_all husk_write_all
 /* "sha256:<name>" into out when name is 64 lowercase hex digits. */
 bool store_digest_of_name(const char *name, char out[HUSK_DIGEST_MAX]);
 /* Removes every file in dirfd that no one holds a flock on. */

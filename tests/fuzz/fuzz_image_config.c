@@ -20,14 +20,9 @@
 #include <string.h>
 
 #include "husk/store.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			__builtin_trap();                                      \
-	} while (0)
 
 static void check_list(char **v, size_t n, bool digests)
 {

@@ -44,15 +44,10 @@
 
 #include "husk/image_load.h"
 #include "husk/store.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			__builtin_trap();                                      \
-	} while (0)
 
 #define MAX_ENTRIES 16
 #define DOC_MAX     4096

@@ -33,14 +33,9 @@
 #include <archive_entry.h>
 
 #include "husk/layer.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			__builtin_trap();                                      \
-	} while (0)
 
 #define MAX_ENTRIES 48
 #define TAR_CAP     (1 << 20)

@@ -24,14 +24,9 @@
 
 #include "../../src/lib/registry_int.h"
 #include "husk/layer.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			__builtin_trap();                                      \
-	} while (0)
 
 #define OCI_MANIFEST    "application/vnd.oci.image.manifest.v1+json"
 #define OCI_INDEX       "application/vnd.oci.image.index.v1+json"

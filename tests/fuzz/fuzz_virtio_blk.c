@@ -30,6 +30,7 @@
 #include "../../src/vmm/virtio/blk.h"
 #include "../../src/vmm/virtio/device.h"
 #include "../../src/vmm/virtio/virtq.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -47,12 +48,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define LIVE                                                                   \
 	(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |                    \
 	 VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK)
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			__builtin_trap();                                      \
-	} while (0)
 
 static uint8_t mem[MEM_SIZE] __attribute__((aligned(64)));
 static uint8_t disk_before[DISK_SIZE];

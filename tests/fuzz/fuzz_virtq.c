@@ -20,6 +20,7 @@
 #include "husk/error.h"
 #include "../../src/vmm/guest_mem.h"
 #include "../../src/vmm/virtio/virtq.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -41,12 +42,6 @@ static uint16_t get16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] | p[1] << 8);
 }
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			__builtin_trap();                                      \
-	} while (0)
 
 /* What every chain virtq_pop returns must satisfy. */
 static void check_chain(const struct guest_mem *m, const struct virtq *q,

@@ -1,0 +1,20 @@
+/* Small I/O helpers; see husk/io.h. */
+#include "husk/io.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+int husk_write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
