@@ -154,16 +154,25 @@ $(DEMO_INITRD): scripts/demo-guest-init /bin/busybox $(BUILD)/guest/husk-powerof
 	cd $(@D)/root && find . | cpio --quiet -o -H newc -R 0:0 > ../$(@F).tmp
 	mv $@.tmp $@
 
-# libFuzzer targets (clang): every tests/fuzz/fuzz_*.c links the VMM and
-# library sources directly. `tests/bats/fuzz.bats` runs each briefly.
+# libFuzzer targets (clang): every tests/fuzz/fuzz_*.c is linked with the
+# VMM, agent and library code. `tests/bats/fuzz.bats` runs each briefly.
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
-FUZZ_FLAGS := -std=gnu11 -g -O1 -Iinclude -D_GNU_SOURCE \
-	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -Iinclude -D_GNU_SOURCE \
+	-fsanitize=address,undefined -fno-sanitize-recover=all -MMD -MP
+# The code under test is compiled once (instrumented for coverage) into
+# one archive; each target links it with libFuzzer's main.
+FUZZ_LIB_SRCS := $(VMM_SRCS) $(AGENT_SRCS) $(LIB_SRCS)
+FUZZ_LIB := build-fuzz/libfuzzed.a
 fuzz: $(FUZZ_BINS)
-build-fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(VMM_SRCS) $(AGENT_SRCS) $(LIB_SRCS)
+build-fuzz/obj/%.o: %.c
 	@mkdir -p $(@D)
-	clang $(FUZZ_FLAGS) -o $@ $< $(VMM_SRCS) $(AGENT_SRCS) $(LIB_SRCS) -lpthread -lseccomp $(HOST_LIBS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FUZZ_LIB): $(FUZZ_LIB_SRCS:%.c=build-fuzz/obj/%.o)
+	rm -f $@
+	ar rcs $@ $^
+build-fuzz/%: build-fuzz/obj/tests/fuzz/%.o $(FUZZ_LIB)
+	clang -fsanitize=fuzzer,address,undefined -o $@ $^ -lpthread -lseccomp $(HOST_LIBS)
 
 deps:
 	scripts/deps.sh
@@ -198,4 +207,4 @@ format-check:
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) build-fuzz -name '*.d' 2>/dev/null)
