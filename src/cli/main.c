@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -37,7 +38,9 @@ static int cmd_version(int argc, char **argv)
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: husk COMMAND [OPTIONS]\n\ncommands:\n");
+	fprintf(out, "usage: husk [--root DIR] COMMAND [OPTIONS]\n\n"
+	             "--root DIR: the image store (default $HUSK_ROOT, else "
+	             "/var/lib/husk)\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-10s %s\n", commands[i].name,
 		        commands[i].summary);
@@ -53,6 +56,13 @@ static int cmd_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	/* husk --root DIR ...: the image store's place, as HUSK_ROOT. */
+	while (argc >= 3 && !strcmp(argv[1], "--root")) {
+		setenv("HUSK_ROOT", argv[2], 1);
+		argv[2] = argv[0];
+		argc -= 2;
+		argv += 2;
+	}
 	if (argc < 2) {
 		usage(stderr);
 		return HUSK_EXIT_USAGE;
