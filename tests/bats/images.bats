@@ -96,6 +96,24 @@ hrun() {
 	[ "$status" -eq 0 ]
 }
 
+@test "husk run IMAGE uses the image's Entrypoint, Cmd, Env, WorkingDir and User; flags override them" {
+	"$HUSK" pull "$REG/docker" >/dev/null
+	run hrun "$REG/docker"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *$'from-cmd\n/srv/app\n1000\nfrom-image'* ]]
+	# arguments replace Cmd (the entrypoint sh -c stays); -e, -w, -u win
+	run hrun -e FOO=from-cli -w /tmp -u 0 "$REG/docker" 'echo "$FOO $(pwd) $(id -u)"'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"from-cli /tmp 0"* ]]
+	# --entrypoint replaces the entrypoint and drops the image's Cmd
+	run hrun --entrypoint /bin/echo "$REG/docker" hello
+	echo "$output"
+	[[ "$output" == *hello* ]]
+	[[ "$output" != *from-cmd* ]]
+}
+
 @test "a registry with basic auth: refused anonymously, pulled after husk login" {
 	run "$HUSK" pull "$AUTHREG/busybox"
 	echo "$output"

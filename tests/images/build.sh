@@ -15,7 +15,8 @@
 #                      linux/arm64/v8 (one tiny fake layer)
 #   OUTDIR/zstd        one layer, tar+zstd
 #   OUTDIR/docker      a Docker schema 2 manifest (Docker media types for
-#                      the manifest, config and gzip layer)
+#                      the manifest, config and gzip layer); its config has
+#                      Entrypoint, Cmd, Env, WorkingDir and User
 #
 # Each layout's index.json tags its image "latest". OUTDIR/NAME.digest
 # holds the digest of what the tag names (the index, for multiarch), the
@@ -122,7 +123,9 @@ config() {
 	for id in "$@"; do ids+="${ids:+,}\"$id\""; done
 	printf '{"architecture":"%s",' "$arch"
 	[ -n "$variant" ] && printf '"variant":"%s",' "$variant"
-	printf '"config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"],"Labels":{"husk.test":"%s"}},' "$label"
+	# IMAGE_CONFIG (JSON members) replaces the default Env and Cmd.
+	printf '"config":{%s,"Labels":{"husk.test":"%s"}},' \
+		"${IMAGE_CONFIG:-\"Env\":[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"],\"Cmd\":[\"sh\"]}" "$label"
 	printf '"created":"2023-11-14T22:13:20Z","os":"linux",'
 	printf '"rootfs":{"type":"layers","diff_ids":[%s]}}' "$ids"
 }
@@ -252,6 +255,9 @@ tag "$L" zstd $MT_OCI_MANIFEST "$DIGEST" "$SIZE"
 L=$out/docker
 new_layout "$L"
 cp "$out/busybox/blobs/sha256/${bb_layer#sha256:}" "$L/blobs/sha256/"
+# Its config sets what `husk run IMAGE` merges with the command line.
+IMAGE_CONFIG='"Env":["PATH=/usr/sbin:/usr/bin:/sbin:/bin","FOO=from-image"],"Entrypoint":["/bin/sh","-c"],"Cmd":["echo from-cmd; pwd; id -u; echo $FOO"],"WorkingDir":"/srv/app","User":"1000"'
 put_json "$L" "$(config amd64 "" docker "$bb_diff")"
+unset IMAGE_CONFIG
 put_json "$L" "$(manifest $MT_DOCKER_MANIFEST $MT_DOCKER_CONFIG "$DIGEST" "$SIZE" $MT_DOCKER_GZIP "$bb_layer" "$bb_size")"
 tag "$L" docker $MT_DOCKER_MANIFEST "$DIGEST" "$SIZE"
