@@ -10,7 +10,7 @@ load helpers
 @test "husk without a command is a usage error (125)" {
 	run "$HUSK"
 	[ "$status" -eq 125 ]
-	[[ "$output" == *"usage: husk COMMAND"* ]]
+	[[ "$output" == *"usage: husk [--root DIR] COMMAND"* ]]
 }
 
 @test "an unknown command is named in the error (125)" {
