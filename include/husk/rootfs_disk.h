@@ -37,6 +37,11 @@ int husk_rootfs_hash(const char *dir, char *hex, struct husk_error *err);
 int husk_rootfs_disk(const char *dir, const char *cache_dir, char *out,
                      size_t cap, struct husk_error *err);
 
+/* Looks for CACHE/STEM.erofs, then CACHE/STEM.ext4: 1 with its path in
+ * out, 0 when neither is there, or a negative errno. */
+int husk_disk_cached(const char *cache_dir, const char *stem, char *out,
+                     size_t cap, struct husk_error *err);
+
 /* The same for a tree whose key the caller knows (an image's layers):
  * CACHE/NAME.erofs (or .ext4), built from dir only when missing. name is
  * letters, digits, '-' and '_'. */

@@ -96,20 +96,10 @@ int husk_image_disk(struct husk_store *s, const struct husk_image *img,
 	    snprintf(scratch, sizeof(scratch), "%s/unpack", root) >=
 	        (int)sizeof(scratch))
 		return husk_err(err, ENAMETOOLONG, "store path too long");
-	/* Cached: nothing to unpack. husk_disk_named looks first. */
-	char probe[PATH_MAX + 96];
-	for (int i = 0; i < 2; i++) {
-		int n = snprintf(probe, sizeof(probe), "%s/%s.%s", disks, key,
-		                 i ? "ext4" : "erofs");
-		struct stat st;
-		if (n > 0 && (size_t)n < sizeof(probe) &&
-		    stat(probe, &st) == 0 && S_ISREG(st.st_mode) &&
-		    st.st_size) {
-			if (snprintf(out, cap, "%s", probe) >= (int)cap)
-				return husk_err(err, ENAMETOOLONG, "disk path");
-			return 0;
-		}
-	}
+	/* Cached: nothing to unpack. */
+	rc = husk_disk_cached(disks, key, out, cap, err);
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
 	if (mkdir(scratch, 0700) < 0 && errno != EEXIST)
 		return husk_err_errno(err, errno, "create %s", scratch);
 	char tree[PATH_MAX];

@@ -741,20 +741,31 @@ static int build_image(const char *dir, const char *cache_dir, const char *stem,
 }
 
 /* Finds CACHE/STEM.erofs (or .ext4) or builds it from dir. */
+int husk_disk_cached(const char *cache_dir, const char *stem, char *out,
+                     size_t cap, struct husk_error *err)
+{
+	/* Either kind of image from an earlier run will do. */
+	static const char *const exts[] = {"erofs", "ext4"};
+	for (size_t i = 0; i < 2; i++) {
+		int rc = image_path(out, cap, cache_dir, stem, exts[i], err);
+		if (rc < 0)
+			return rc;
+		if (usable_image(out))
+			return 1;
+	}
+	return 0;
+}
+
 static int disk_for(const char *dir, const char *cache_dir, const char *stem,
                     struct walk *w, const struct stat *root, char *out,
                     size_t cap, struct husk_error *err)
 {
 	int rc = make_dirs(cache_dir, err);
-	/* Either kind of image from an earlier run will do. */
-	static const char *const exts[] = {"erofs", "ext4"};
-	for (size_t i = 0; rc == 0 && i < 2; i++) {
-		rc = image_path(out, cap, cache_dir, stem, exts[i], err);
-		if (rc == 0 && usable_image(out))
-			return 0;
-	}
 	if (rc == 0)
-		rc = build_image(dir, cache_dir, stem, w, root, out, cap, err);
+		rc = husk_disk_cached(cache_dir, stem, out, cap, err);
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	rc = build_image(dir, cache_dir, stem, w, root, out, cap, err);
 	return rc;
 }
 
@@ -783,14 +794,9 @@ int husk_disk_named(const char *dir, const char *cache_dir, const char *name,
 			                name);
 	}
 	/* A cached disk needs no walk at all. */
-	static const char *const exts[] = {"erofs", "ext4"};
-	for (size_t i = 0; i < 2; i++) {
-		int rc = image_path(out, cap, cache_dir, name, exts[i], err);
-		if (rc < 0)
-			return rc;
-		if (usable_image(out))
-			return 0;
-	}
+	int found = husk_disk_cached(cache_dir, name, out, cap, err);
+	if (found != 0)
+		return found < 0 ? found : 0;
 	struct walk *w = malloc(sizeof(*w));
 	if (!w)
 		return husk_err(err, ENOMEM, "disk %s", name);
