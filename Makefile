@@ -34,6 +34,8 @@ LIB_SRCS := $(wildcard src/lib/*.c)
 # without the main program.
 VMM_SRCS := $(filter-out src/vmm/main.c,$(shell find src/vmm -name '*.c' 2>/dev/null))
 CLI_SRCS := $(wildcard src/cli/*.c)
+# husk-runtime: the runc-compatible OCI runtime (docs/runtime.md).
+RUNTIME_SRCS := $(wildcard src/runtime/*.c)
 # husk-agent's pieces, as a library for unit tests and fuzz targets.
 AGENT_SRCS := $(filter-out src/agent/main.c,$(wildcard src/agent/*.c))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -42,6 +44,7 @@ LIB := $(BUILD)/libhusk.a
 VMM_LIB := $(BUILD)/libhuskvmm.a
 HUSK := $(BUILD)/bin/husk
 HUSK_VMM := $(BUILD)/bin/husk-vmm
+HUSK_RUNTIME := $(BUILD)/bin/husk-runtime
 AGENT_LIB := $(BUILD)/libhuskagent.a
 # The agent as a host process (tests; sanitized in build-san) and, static
 # and unsanitized, as /init of the guest initramfs that husk run boots.
@@ -57,7 +60,7 @@ TESTVM_INITRD := $(BUILD)/testvm/initrd.cpio
 DEMO_INITRD := $(BUILD)/demo/initrd.cpio
 GUEST_CHECK_INITRD := $(BUILD)/tests/vmm/guest-check.cpio
 
-ALL := $(HUSK) $(HUSK_VMM) $(HUSK_AGENT) $(AGENT_INITRD) $(BUSYBOX_ROOTFS) $(UNIT_BINS) $(KVM_SMOKE) $(TESTVM_INITRD) $(DEMO_INITRD) \
+ALL := $(HUSK) $(HUSK_VMM) $(HUSK_RUNTIME) $(HUSK_AGENT) $(AGENT_INITRD) $(BUSYBOX_ROOTFS) $(UNIT_BINS) $(KVM_SMOKE) $(TESTVM_INITRD) $(DEMO_INITRD) \
 	$(GUEST_CHECK_INITRD)
 
 .PHONY: all deps kernels demo test format format-check clean fuzz
@@ -105,6 +108,10 @@ $(BUSYBOX_ROOTFS): scripts/busybox-rootfs /bin/busybox
 	scripts/busybox-rootfs $@
 
 $(HUSK): $(CLI_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(HOST_LIBS)
+
+$(HUSK_RUNTIME): $(RUNTIME_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(HOST_LIBS)
 

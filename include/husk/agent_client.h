@@ -57,4 +57,12 @@ int husk_agent_run(int chan, const struct husk_run_request *req,
                    const struct husk_run_io *io, int timeout_ms,
                    struct husk_run_result *res, struct husk_error *err);
 
+/* Begins a CREATE or EXEC frame on stream and adds req's TLVs (EXEC
+ * leaves out what only a container's creation sets: root, hostname,
+ * limits); the caller ends the frame, which reports any error kept. */
+struct husk_proto_enc;
+int husk_agent_encode(struct husk_proto_enc *e, unsigned type, uint32_t stream,
+                      const struct husk_run_request *req,
+                      struct husk_error *err);
+
 #endif

@@ -110,7 +110,7 @@
  *                     before exec: CONTAINER_ID*, ROOT_DEVICE*, ARGV*,
  *                     READONLY_ROOT, HOSTNAME, ENV, CWD, UID, GID, GROUP,
  *                     USER, TTY, STDIN, ROWS, COLS, MEMORY_LIMIT,
- *                     CPU_MILLIS, PIDS_LIMIT. Reply: empty.
+ *                     CPU_MILLIS, PIDS_LIMIT, MOUNT. Reply: empty.
  *   START     H    s  run the process CREATE prepared. Reply: PID.
  *   EXEC      H    s  run another process in a container at once:
  *                     CONTAINER_ID*, ARGV*, ENV, CWD, UID, GID, GROUP,
@@ -146,7 +146,7 @@
 #include "husk/error.h"
 
 #define HUSK_PROTO_VERSION_MAJOR 1
-#define HUSK_PROTO_VERSION_MINOR 0
+#define HUSK_PROTO_VERSION_MINOR 1
 #define HUSK_PROTO_VERSION       HUSK_PROTO_VERSION_MAJOR
 
 #define HUSK_PROTO_HDR_SIZE 12u
@@ -244,8 +244,16 @@ enum husk_tag {
 	HUSK_TAG_CPU_USAGE_NS = 33,  /* u64 */
 	HUSK_TAG_PIDS_CURRENT = 34,  /* u64 */
 	HUSK_TAG_TIMEOUT_MS = 35,    /* u32 */
+	/* minor 1 */
+	HUSK_TAG_EXIT_FOLLOWS = 36, /* bool, on an ERROR for START or EXEC:
+	                               the process exists and could not exec;
+	                               its EXIT (126/127) follows */
+	HUSK_TAG_MOUNT = 37,        /* string [<=4200], repeated <=64:
+	                               "9p:TAG:ro|rw:/dest" (a virtio-9p share)
+	                               or "tmpfs::rw:/dest" */
 };
-#define HUSK_TAG_MAX 35
+#define HUSK_TAG_MAX          37
+#define HUSK_PROTO_MAX_MOUNTS 64
 
 /* A decoded frame. payload points into the reader (or the caller's
  * buffer) and is not NUL-terminated. */

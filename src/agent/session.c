@@ -88,8 +88,8 @@ int session_send_empty(struct session *s, unsigned type, unsigned flags,
 	return queued(s, &e, husk_proto_enc_end(&s->out, &e));
 }
 
-int session_send_error(struct session *s, uint32_t stream, unsigned request,
-                       int code, const char *msg)
+static int send_error(struct session *s, uint32_t stream, unsigned request,
+                      int code, const char *msg, bool exit_follows)
 {
 	struct husk_error e = {0};
 	if (code <= 0 || code > 4095)
@@ -102,7 +102,21 @@ int session_send_error(struct session *s, uint32_t stream, unsigned request,
 	                    &e);
 	if (request)
 		husk_proto_enc_u32(&s->out, HUSK_TAG_REQUEST, request, &e);
+	if (exit_follows)
+		husk_proto_enc_bool(&s->out, HUSK_TAG_EXIT_FOLLOWS, true, &e);
 	return queued(s, &e, husk_proto_enc_end(&s->out, &e));
+}
+
+int session_send_error(struct session *s, uint32_t stream, unsigned request,
+                       int code, const char *msg)
+{
+	return send_error(s, stream, request, code, msg, false);
+}
+
+int session_send_error_exit_follows(struct session *s, uint32_t stream,
+                                    unsigned request, int code, const char *msg)
+{
+	return send_error(s, stream, request, code, msg, true);
 }
 
 int session_send_fd_u32(struct session *s, unsigned type, uint32_t stream,

@@ -77,6 +77,10 @@ int session_send_empty(struct session *s, unsigned type, unsigned flags,
                        uint32_t stream);
 int session_send_error(struct session *s, uint32_t stream, unsigned request,
                        int code, const char *msg);
+/* The same for a process that could not exec: its EXIT follows. */
+int session_send_error_exit_follows(struct session *s, uint32_t stream,
+                                    unsigned request, int code,
+                                    const char *msg);
 int session_send_fd_u32(struct session *s, unsigned type, uint32_t stream,
                         unsigned fd, unsigned tag2, uint32_t v2);
 struct proc *session_proc(struct session *s, uint32_t stream);

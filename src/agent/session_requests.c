@@ -285,9 +285,12 @@ static int do_create(struct session *s, const struct husk_frame *f,
 static int exec_failed(struct session *s, struct proc *p, unsigned type,
                        struct husk_error *e)
 {
-	/* The child exits 126 or 127 on its own; its EXIT follows. */
+	/* The child exits 126 or 127 on its own; its EXIT follows, and the
+	 * ERROR says so (a host must not wait for EXIT after other START
+	 * or EXEC errors). */
 	p->started = true;
-	return session_send_error(s, p->stream, type, e->code, e->msg);
+	return session_send_error_exit_follows(s, p->stream, type, e->code,
+	                                       e->msg);
 }
 
 static int do_start(struct session *s, const struct husk_frame *f,

@@ -79,19 +79,21 @@ static int send_frame(struct client *c, struct husk_error *err)
 	return 0;
 }
 
-static int send_create(struct client *c, struct husk_error *err)
+int husk_agent_encode(struct husk_proto_enc *e, unsigned type, uint32_t stream,
+                      const struct husk_run_request *r, struct husk_error *err)
 {
-	const struct husk_run_request *r = c->req;
-	struct husk_proto_enc *e = &c->enc;
-	husk_proto_enc_begin(e, HUSK_FRAME_CREATE, 0, STREAM, err);
+	bool create = type == HUSK_FRAME_CREATE;
+	husk_proto_enc_begin(e, type, 0, stream, err);
 	husk_proto_enc_str(e, HUSK_TAG_CONTAINER_ID, r->container_id, err);
-	husk_proto_enc_str(e, HUSK_TAG_ROOT_DEVICE, r->root_device, err);
+	if (create)
+		husk_proto_enc_str(e, HUSK_TAG_ROOT_DEVICE, r->root_device,
+		                   err);
 	husk_proto_enc_strv(e, HUSK_TAG_ARGV, r->argv, err);
 	if (r->env)
 		husk_proto_enc_strv(e, HUSK_TAG_ENV, r->env, err);
-	if (r->readonly_root)
+	if (create && r->readonly_root)
 		husk_proto_enc_bool(e, HUSK_TAG_READONLY_ROOT, true, err);
-	if (r->hostname && r->hostname[0])
+	if (create && r->hostname && r->hostname[0])
 		husk_proto_enc_str(e, HUSK_TAG_HOSTNAME, r->hostname, err);
 	if (r->cwd && r->cwd[0])
 		husk_proto_enc_str(e, HUSK_TAG_CWD, r->cwd, err);
@@ -104,14 +106,20 @@ static int send_create(struct client *c, struct husk_error *err)
 	}
 	if (r->open_stdin)
 		husk_proto_enc_bool(e, HUSK_TAG_STDIN, true, err);
-	if (r->memory_limit)
+	if (create && r->memory_limit)
 		husk_proto_enc_u64(e, HUSK_TAG_MEMORY_LIMIT, r->memory_limit,
 		                   err);
-	if (r->cpu_millis)
+	if (create && r->cpu_millis)
 		husk_proto_enc_u32(e, HUSK_TAG_CPU_MILLIS, r->cpu_millis, err);
-	if (r->pids_limit)
+	if (create && r->pids_limit)
 		husk_proto_enc_u64(e, HUSK_TAG_PIDS_LIMIT, r->pids_limit, err);
-	return send_frame(c, err);
+	return -e->error;
+}
+
+static int send_create(struct client *c, struct husk_error *err)
+{
+	husk_agent_encode(&c->enc, HUSK_FRAME_CREATE, STREAM, c->req, err);
+	return send_frame(c, err); /* reports an error the encoder kept */
 }
 
 static int send_plain(struct client *c, unsigned type, uint32_t stream,

@@ -104,6 +104,9 @@ static const struct tag_info {
     [HUSK_TAG_CPU_USAGE_NS] = {"CPU_USAGE_NS", U64(0)},
     [HUSK_TAG_PIDS_CURRENT] = {"PIDS_CURRENT", U64(0)},
     [HUSK_TAG_TIMEOUT_MS] = {"TIMEOUT_MS", U32(0, UINT32_MAX)},
+    [HUSK_TAG_EXIT_FOLLOWS] = {"EXIT_FOLLOWS", BOOL},
+    [HUSK_TAG_MOUNT] = {"MOUNT", HUSK_TLV_STRING, HUSK_PROTO_MAX_MOUNTS, 1,
+                        4200},
 };
 
 static const char *const kind_names[] = {"unknown", "u32", "u64", "bool",

@@ -1,0 +1,190 @@
+/* list, ps, pause, resume, features, spec. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "husk/io.h"
+#include "rt.h"
+
+static bool want_json(int argc, char **argv, const char *cmd)
+{
+	static const struct option opts[] = {
+	    {"format", required_argument, NULL, 'f'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {0, 0, 0, 0}};
+	bool json = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "f:q", opts, NULL)) != -1)
+		if (c == 'f')
+			json = !strcmp(optarg, "json");
+	(void)cmd;
+	return json;
+}
+
+int rt_cmd_list(int argc, char **argv)
+{
+	bool json = want_json(argc, argv, "list");
+	json_object *a = json_object_new_array();
+	DIR *d = opendir(rt_g.root);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		struct rt_state st;
+		struct husk_error err = {0};
+		if (e->d_name[0] == '.' || !rt_id_valid(e->d_name) ||
+		    rt_state_read(e->d_name, &st, &err) < 0)
+			continue;
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "ociVersion",
+		                       json_object_new_string("1.0.2"));
+		json_object_object_add(o, "id", json_object_new_string(st.id));
+		json_object_object_add(
+		    o, "pid",
+		    json_object_new_int(st.status == RT_STOPPED ? 0 : st.pid));
+		json_object_object_add(
+		    o, "status",
+		    json_object_new_string(rt_status_name(st.status)));
+		json_object_object_add(o, "bundle",
+		                       json_object_new_string(st.bundle));
+		json_object_object_add(o, "rootfs",
+		                       json_object_new_string(st.rootfs));
+		json_object_object_add(o, "created",
+		                       json_object_new_string(st.created));
+		json_object_object_add(o, "owner", json_object_new_string(""));
+		json_object_array_add(a, o);
+	}
+	if (d)
+		closedir(d);
+	if (json) {
+		printf("%s\n", json_object_to_json_string_ext(
+		                   a, JSON_C_TO_STRING_PLAIN));
+	} else {
+		printf("%-20s %-8s %-10s %-40s %s\n", "ID", "PID", "STATUS",
+		       "BUNDLE", "CREATED");
+		for (size_t i = 0; i < json_object_array_length(a); i++) {
+			json_object *o = json_object_array_get_idx(a, i), *v;
+#define S(k)                                                                   \
+	(json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : "")
+			printf("%-20s %-8s %-10s %-40s %s\n", S("id"), S("pid"),
+			       S("status"), S("bundle"), S("created"));
+#undef S
+		}
+	}
+	json_object_put(a);
+	return 0;
+}
+
+static void no_options(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	optind = 1;
+}
+
+static int simple_op(int argc, char **argv, const char *cmd, const char *op)
+{
+	if (argc - optind != 1) {
+		rt_error("%s: requires exactly one container id", cmd);
+		return 1;
+	}
+	const char *id = argv[optind];
+	struct husk_error err = {0};
+	struct rt_state st;
+	if (rt_state_read(id, &st, &err) < 0) {
+		rt_error("%s", err.msg);
+		return 1;
+	}
+	if (st.status == RT_STOPPED) {
+		rt_error("container not running");
+		return 1;
+	}
+	char req[64], reply[65536];
+	snprintf(req, sizeof(req), "{\"op\":\"%s\"}", op);
+	if (rt_ctl_call(id, req, reply, sizeof(reply), &err) < 0) {
+		rt_error("%s", err.msg);
+		return 1;
+	}
+	if (!strcmp(op, "ps")) {
+		json_object *o = json_tokener_parse(reply), *pids = NULL;
+		json_object_object_get_ex(o, "pids", &pids);
+		printf("%s\n", pids ? json_object_to_json_string_ext(
+		                          pids, JSON_C_TO_STRING_PLAIN)
+		                    : "[]");
+		json_object_put(o);
+	}
+	return 0;
+}
+
+int rt_cmd_ps(int argc, char **argv)
+{
+	want_json(argc, argv, "ps");
+	/* The processes live in the guest; their guest pids are what we
+	 * can tell (runc's `ps --format json` prints host pids). */
+	return simple_op(argc, argv, "ps", "ps");
+}
+
+int rt_cmd_pause(int argc, char **argv)
+{
+	no_options(argc, argv);
+	return simple_op(argc, argv, "pause", "pause");
+}
+
+int rt_cmd_resume(int argc, char **argv)
+{
+	no_options(argc, argv);
+	return simple_op(argc, argv, "resume", "resume");
+}
+
+int rt_cmd_features(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("{\"ociVersionMin\":\"1.0.0\",\"ociVersionMax\":\"1.1.0\","
+	       "\"hooks\":[],"
+	       "\"mountOptions\":[\"ro\",\"rw\",\"bind\",\"rbind\"],"
+	       "\"linux\":{\"namespaces\":[\"cgroup\",\"ipc\",\"mount\","
+	       "\"network\",\"pid\",\"uts\"],"
+	       "\"cgroup\":{\"v1\":false,\"v2\":true,\"systemd\":false},"
+	       "\"seccomp\":{\"enabled\":true},"
+	       "\"apparmor\":{\"enabled\":false},"
+	       "\"selinux\":{\"enabled\":false}},"
+	       "\"annotations\":{\"io.husk.vm\":\"microVM per container or "
+	       "pod\"}}\n");
+	return 0;
+}
+
+int rt_cmd_spec(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"bundle", required_argument, NULL, 'b'},
+	    {"rootless", no_argument, NULL, 'r'},
+	    {0, 0, 0, 0}};
+	const char *bundle = ".";
+	int c;
+	while ((c = getopt_long(argc, argv, "b:", opts, NULL)) != -1)
+		if (c == 'b')
+			bundle = optarg;
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/config.json", bundle);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rt_error("%s: %s", path,
+		         errno == EEXIST ? "File exists" : strerror(errno));
+		return 1;
+	}
+	const char *t = rt_spec_default();
+	int rc = husk_write_all(fd, t, strlen(t));
+	close(fd);
+	if (rc < 0) {
+		rt_error("%s: %s", path, strerror(-rc));
+		return 1;
+	}
+	return 0;
+}

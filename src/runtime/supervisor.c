@@ -1,0 +1,430 @@
+/* The supervisor's birth: `create` forks it, and it boots the microVM,
+ * creates the container through the agent, hands a terminal to the
+ * console socket, and reports back over a pipe before `create` returns.
+ * From then on it lives on its own (reparented to containerd's shim,
+ * which is a subreaper) and exits with the container's status. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "husk/io.h"
+#include "husk/program.h"
+#include "husk/rootfs_disk.h"
+#include "sup.h"
+
+#define ROOT_SERIAL     "husk-root"
+#define DEFAULT_VM_MIB  256
+#define VM_MIB_HEADROOM 96
+
+int64_t sup_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the terminal for --console-socket ---- */
+
+static int send_master(const char *sock_path, int master, const char *name,
+                       struct husk_error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(sock_path) >= sizeof(sa.sun_path))
+		return husk_err(err, ENAMETOOLONG,
+		                "--console-socket path too long");
+	strcpy(sa.sun_path, sock_path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return husk_err_errno(err, e, "--console-socket %s", sock_path);
+	}
+	/* runc sends the terminal's name with the master, and containerd
+	 * reads both. */
+	int rc = rt_ctl_send(fd, name, &master, 1);
+	close(fd);
+	return rc < 0 ? husk_err_errno(err, -rc, "send the terminal to %s",
+	                               sock_path)
+	              : 0;
+}
+
+/* Our end (the slave) is raw: the guest's PTY does the line discipline,
+ * and doing it twice would echo twice. */
+int rt_open_console(const char *sock_path, unsigned rows, unsigned cols,
+                    bool ctty, int *slave_out, struct husk_error *err)
+{
+	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0) {
+		int e = errno;
+		if (master >= 0)
+			close(master);
+		return husk_err_errno(err, e, "allocate a terminal");
+	}
+	char name[128];
+	if (ptsname_r(master, name, sizeof(name)) != 0) {
+		close(master);
+		return husk_err_errno(err, errno, "allocate a terminal");
+	}
+	int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0) {
+		int e = errno;
+		close(master);
+		return husk_err_errno(err, e, "open %s", name);
+	}
+	struct termios t;
+	if (tcgetattr(slave, &t) == 0) {
+		cfmakeraw(&t);
+		tcsetattr(slave, TCSANOW, &t);
+	}
+	if (rows && cols) {
+		struct winsize ws = {.ws_row = (unsigned short)rows,
+		                     .ws_col = (unsigned short)cols};
+		ioctl(slave, TIOCSWINSZ, &ws);
+	}
+	if (ctty)
+		ioctl(slave, TIOCSCTTY, 0);
+	int rc = send_master(sock_path, master, name, err);
+	close(master);
+	if (rc < 0) {
+		close(slave);
+		return rc;
+	}
+	*slave_out = slave;
+	return 0;
+}
+
+/* ---- the VM ---- */
+
+static unsigned vm_memory_mib(uint64_t limit)
+{
+	uint64_t want = limit / (1u << 20) + VM_MIB_HEADROOM;
+	if (!limit || want < DEFAULT_VM_MIB)
+		return DEFAULT_VM_MIB;
+	return want > 65536 ? 65536 : (unsigned)want;
+}
+
+static const char *cache_dir(void)
+{
+	const char *d = getenv("HUSK_CACHE_DIR");
+	return d && d[0] ? d : "/var/cache/husk/rootfs";
+}
+
+/* HUSK_RUNTIME_AGENT=PATH: the agent runs on the host as our child, in
+ * its own namespaces, instead of in a VM; for fast tests of everything
+ * but the VM. */
+static int start_host_agent(struct sup *s, const char *agent,
+                            struct husk_error *err)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return husk_err_errno(err, errno, "socketpair");
+	char state[PATH_MAX + 16], log[PATH_MAX + 16];
+	snprintf(state, sizeof(state), "%s/agent", s->dir);
+	snprintf(log, sizeof(log), "%s/agent.log", s->dir);
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		return husk_err_errno(err, e, "fork");
+	}
+	if (pid == 0) {
+		int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 0);
+		dup2(lfd, 1);
+		dup2(lfd, 2);
+		dup2(sv[1], 3);
+		for (int fd = 4; fd < 1024; fd++)
+			close(fd);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execl(agent, agent, "--fd", "3", "--state-dir", state,
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(sv[1]);
+	s->vm.pid = pid;
+	s->vm.agent_fd = sv[0];
+	s->vm_started = true;
+	s->host_agent = true;
+	return 0;
+}
+
+static int start_vm(struct sup *s, const char *disk, struct husk_error *err)
+{
+	enum husk_vmm want = HUSK_VMM_AUTO, got;
+	bool qemu_kvm = false;
+	char notice[512] = "";
+	const char *vmm_name = getenv("HUSK_RUNTIME_VMM");
+	if (vmm_name && vmm_name[0] && husk_vmm_parse(vmm_name, &want, err) < 0)
+		return -err->code;
+	if (husk_vm_choose(want, &got, &qemu_kvm, notice, sizeof(notice), err) <
+	    0)
+		return -err->code;
+	if (notice[0])
+		rt_debug("%s", notice);
+	char kernel[PATH_MAX], initrd[PATH_MAX], vmm[PATH_MAX];
+	if (husk_vm_find_assets(kernel, initrd, vmm, PATH_MAX, err) < 0)
+		return -err->code;
+	struct husk_vm_disk d = {
+	    .path = disk, .readonly = true, .serial = ROOT_SERIAL};
+	const struct rt_spec *sp = &s->c->spec;
+	unsigned cpus = sp->cpu_millis ? (sp->cpu_millis + 999) / 1000 : 1;
+	struct husk_vm_config cfg = {
+	    .vmm = got,
+	    .qemu_kvm = qemu_kvm,
+	    .kernel = kernel,
+	    .initrd = initrd,
+	    .memory_mib = vm_memory_mib(sp->memory_limit),
+	    .cpus = cpus > 32 ? 32 : cpus,
+	    .disks = &d,
+	    .ndisks = 1,
+	    .run_dir = s->dir,
+	    .husk_vmm_path = vmm,
+	    .debug = rt_g.debug,
+	};
+	if (husk_vm_start(&cfg, &s->vm, err) < 0)
+		return -err->code;
+	s->vm_started = true;
+	return 0;
+}
+
+void sup_stop_vm(struct sup *s)
+{
+	if (!s->vm_started)
+		return;
+	struct husk_error e = {0};
+	if (s->mux_ready && !s->mux.failed && !s->mux.closed)
+		husk_mux_shutdown(&s->mux, &e);
+	int status = 0;
+	for (int waited = 0; waited < 5000; waited += 20) {
+		if (waitpid(s->vm.pid, &status, WNOHANG) == s->vm.pid) {
+			s->vm.pid = -1;
+			break;
+		}
+		usleep(20000);
+	}
+	if (s->vm.pid > 0) {
+		kill(s->vm.pid, SIGKILL);
+		waitpid(s->vm.pid, &status, 0);
+		s->vm.pid = -1;
+	}
+	/* the mux owns the channel */
+	s->vm.agent_fd = -1;
+	s->vm_started = false;
+}
+
+/* ---- creating the container ---- */
+
+static int create_container(struct sup *s, int in, int out, int errfd,
+                            struct husk_error *err)
+{
+	const struct rt_spec *sp = &s->c->spec;
+	const char *agent = getenv("HUSK_RUNTIME_AGENT");
+	char disk[PATH_MAX] = "";
+	int rc;
+	if (agent && agent[0])
+		rc = start_host_agent(s, agent, err);
+	else if ((rc = husk_rootfs_disk(sp->root, cache_dir(), disk,
+	                                sizeof(disk), err)) >= 0)
+		rc = start_vm(s, disk, err);
+	if (rc < 0)
+		return rc;
+	s->st.vmm_pid = s->vm.pid;
+	if ((rc = husk_mux_init(&s->mux, s->vm.agent_fd, 0, err)) < 0)
+		return rc;
+	s->mux_ready = true;
+	char user[32];
+	snprintf(user, sizeof(user), "%u:%u", sp->proc.uid, sp->proc.gid);
+	struct husk_run_request req = {
+	    .container_id = s->c->id,
+	    .root_device = s->host_agent ? sp->root : "serial:" ROOT_SERIAL,
+	    .readonly_root = sp->root_readonly,
+	    .hostname = sp->hostname,
+	    .argv = (const char *const *)sp->proc.args,
+	    .env = (const char *const *)sp->proc.env,
+	    .cwd = sp->proc.cwd,
+	    .user = user,
+	    .tty = sp->proc.terminal,
+	    .open_stdin = true,
+	    .rows = sp->proc.rows,
+	    .cols = sp->proc.cols,
+	    .memory_limit = sp->memory_limit,
+	    .cpu_millis = sp->cpu_millis,
+	    .pids_limit = sp->pids_limit,
+	};
+	rc = husk_mux_create(&s->mux, &req, in, out, errfd, err);
+	if (rc < 0)
+		return rc;
+	s->init_stream = (uint32_t)rc;
+	return 0;
+}
+
+static int listen_ctl(struct sup *s, struct husk_error *err)
+{
+	/* bind by a relative name: the state path may be longer than
+	 * sun_path allows */
+	if (chdir(s->dir) < 0)
+		return husk_err_errno(err, errno, "%s", s->dir);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	strcpy(sa.sun_path, RT_CTL_SOCKET);
+	int fd =
+	    socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(fd, 16) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return husk_err_errno(err, e, "control socket in %s", s->dir);
+	}
+	s->listen_fd = fd;
+	return 0;
+}
+
+static int stdio_fds(struct sup *s, int fds[3], struct husk_error *err)
+{
+	const struct rt_spec *sp = &s->c->spec;
+	if (sp->proc.terminal) {
+		if (!s->c->console_socket)
+			return husk_err(
+			    err, EINVAL,
+			    "cannot allocate tty if runc will detach "
+			    "without setting console socket");
+		int slave;
+		if (rt_open_console(s->c->console_socket, sp->proc.rows,
+		                    sp->proc.cols, true, &slave, err) < 0)
+			return -err->code;
+		s->tty_fd = slave;
+		fds[0] = fcntl(slave, F_DUPFD_CLOEXEC, 3);
+		fds[1] = fds[2] = fds[0];
+		return 0;
+	}
+	for (int i = 0; i < 3; i++)
+		fds[i] = fcntl(i, F_DUPFD_CLOEXEC, 3);
+	return 0;
+}
+
+static int supervisor_main(struct sup *s, int ready)
+{
+	struct husk_error err = {0};
+	int fds[3] = {-1, -1, -1};
+	sigset_t set;
+	sigemptyset(&set);
+	int sigs[] = {SIGTERM, SIGINT,  SIGHUP,   SIGQUIT,
+	              SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD};
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&set, sigs[i]);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	s->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	int rc = stdio_fds(s, fds, &err);
+	if (rc >= 0)
+		rc = create_container(s, fds[0], fds[1], fds[2], &err);
+	else
+		for (int i = 0; i < 3; i++)
+			if (fds[i] >= 0 && (i == 0 || fds[i] != fds[i - 1]))
+				close(fds[i]);
+	if (rc >= 0)
+		rc = listen_ctl(s, &err);
+	if (rc >= 0) {
+		s->st.pid = getpid();
+		s->st.pid_start = rt_proc_start_time(s->st.pid);
+		s->st.status = RT_CREATED;
+		rc = rt_state_write(&s->st, &err);
+	}
+	if (rc < 0) {
+		(void)husk_write_all(ready, err.msg, strlen(err.msg));
+		close(ready);
+		sup_stop_vm(s);
+		return 1;
+	}
+	(void)husk_write_all(ready, "OK", 2);
+	close(ready);
+	/* Our own stdio must not hold the container's pipes open: their
+	 * readers see EOF when the container's streams end. */
+	int nul = open("/dev/null", O_RDWR);
+	for (int i = 0; i < 3; i++)
+		dup2(nul, i);
+	if (nul > 2)
+		close(nul);
+	return sup_loop(s);
+}
+
+int rt_supervise(struct rt_create *c, pid_t *pid, struct husk_error *err)
+{
+	char dir[PATH_MAX];
+	if (rt_state_dir(c->id, dir, sizeof(dir), err) < 0)
+		return -err->code;
+	if (mkdir(rt_g.root, 0711) < 0 && errno != EEXIST)
+		return husk_err_errno(err, errno, "--root %s", rt_g.root);
+	if (mkdir(dir, 0700) < 0)
+		return errno == EEXIST
+		           ? husk_err(err, EEXIST,
+		                      "container with id exists: %s", c->id)
+		           : husk_err_errno(err, errno, "%s", dir);
+	struct sup s = {.c = c, .listen_fd = -1, .sig_fd = -1, .tty_fd = -1};
+	snprintf(s.dir, sizeof(s.dir), "%s", dir);
+	snprintf(s.st.id, sizeof(s.st.id), "%s", c->id);
+	snprintf(s.st.bundle, sizeof(s.st.bundle), "%s", c->bundle);
+	snprintf(s.st.rootfs, sizeof(s.st.rootfs), "%s", c->spec.root);
+	snprintf(s.st.sandbox, sizeof(s.st.sandbox), "%s",
+	         c->spec.sandbox_id ? c->spec.sandbox_id : "");
+	rt_now_rfc3339(s.st.created, sizeof(s.st.created));
+	s.st.status = RT_CREATING;
+	s.vm.pid = -1;
+	s.vm.agent_fd = -1;
+	for (int i = 0; i < SUP_MAX_CLIENTS; i++)
+		s.clients[i].fd = -1;
+	if (rt_state_write(&s.st, err) < 0) {
+		rt_state_remove(c->id);
+		return -err->code;
+	}
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		rt_state_remove(c->id);
+		return husk_err_errno(err, errno, "pipe");
+	}
+	pid_t child = fork();
+	if (child < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		rt_state_remove(c->id);
+		return husk_err_errno(err, e, "fork");
+	}
+	if (child == 0) {
+		close(p[0]);
+		setsid();
+		_exit(supervisor_main(&s, p[1]));
+	}
+	close(p[1]);
+	char msg[sizeof(err->msg)];
+	ssize_t n, got = 0;
+	while ((n = read(p[0], msg + got, sizeof(msg) - 1 - (size_t)got)) > 0)
+		got += n;
+	close(p[0]);
+	msg[got > 0 ? got : 0] = '\0';
+	if (strcmp(msg, "OK") != 0) {
+		waitpid(child, NULL, 0);
+		rt_state_remove(c->id);
+		return husk_err(err, EIO, "%s",
+		                msg[0] ? msg
+		                       : "the supervisor died during create");
+	}
+	*pid = child;
+	return 0;
+}
