@@ -28,6 +28,10 @@ ALL_CFLAGS := $(BASE_CFLAGS) $(SANFLAGS) $(CFLAGS)
 ALL_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 # What libhusk's host side links: hashing, archives, JSON, HTTP.
 HOST_LIBS := -lcrypto -larchive -ljson-c -lcurl
+# husk-vmm's user-mode network (net_slirp.c includes <slirp/libslirp.h>,
+# which needs no glib). libslirp's .pc requires glib-2.0's, which Debian's
+# libslirp-dev does not pull in: without it, the plain name does.
+SLIRP_LIBS := $(shell pkg-config --libs slirp 2>/dev/null || echo -lslirp)
 
 LIB_SRCS := $(wildcard src/lib/*.c)
 # husk-vmm's pieces, as a library so unit tests and fuzz targets link them
@@ -117,11 +121,11 @@ $(HUSK_RUNTIME): $(RUNTIME_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
 
 $(HUSK_VMM): $(BUILD)/obj/src/vmm/main.o $(VMM_LIB) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread -lseccomp $(HOST_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread -lseccomp $(SLIRP_LIBS) $(HOST_LIBS)
 
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(AGENT_LIB) $(VMM_LIB) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka -lseccomp $(HOST_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka -lseccomp $(SLIRP_LIBS) $(HOST_LIBS)
 
 # Runs inside the test machine, from the host root shared over 9p.
 $(KVM_SMOKE): $(BUILD)/obj/tests/kvm/kvm_smoke.o
@@ -179,7 +183,7 @@ $(FUZZ_LIB): $(FUZZ_LIB_SRCS:%.c=build-fuzz/obj/%.o)
 	rm -f $@
 	ar rcs $@ $^
 build-fuzz/%: build-fuzz/obj/tests/fuzz/%.o $(FUZZ_LIB)
-	clang -fsanitize=fuzzer,address,undefined -o $@ $^ -lpthread -lseccomp $(HOST_LIBS)
+	clang -fsanitize=fuzzer,address,undefined -o $@ $^ -lpthread -lseccomp $(SLIRP_LIBS) $(HOST_LIBS)
 
 deps:
 	scripts/deps.sh

@@ -9,6 +9,13 @@
 
 #include "husk/error.h"
 
+/* -p [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp] */
+struct husk_run_port {
+	bool udp;
+	char host_ip[16]; /* dotted IPv4; "" every address (Docker's 0.0.0.0) */
+	unsigned host_port, container_port; /* 1..65535 */
+};
+
 struct husk_run_options {
 	bool interactive, tty, rm, read_only, debug;
 	const char *rootfs;     /* --rootfs DIR */
@@ -27,6 +34,9 @@ struct husk_run_options {
 	 * Docker applies them (a later one wins). Owned by the struct. */
 	char **env;
 	size_t nenv;
+	bool network_none; /* --network none; else the user-mode NAT */
+	struct husk_run_port *ports; /* -p, in order; owned by the struct */
+	size_t nports;
 	/* the command and its arguments (points into argv) */
 	char **cmd;
 	size_t ncmd;
@@ -40,6 +50,10 @@ void husk_run_options_free(struct husk_run_options *o);
 
 /* "64m", "1g", "512k", "1048576" (bytes) like Docker's -m. */
 int husk_parse_size(const char *s, uint64_t *out, struct husk_error *err);
+/* One -p value. EINVAL with a message for ranges, a missing host port,
+ * IPv6 or a bad address, a port outside 1..65535, another protocol. */
+int husk_parse_publish(const char *s, struct husk_run_port *out,
+                       struct husk_error *err);
 /* "1.5" CPUs as thousandths. */
 int husk_parse_cpus(const char *s, uint32_t *millis, struct husk_error *err);
 

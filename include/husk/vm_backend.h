@@ -39,6 +39,37 @@ struct husk_vm_disk {
 	const char *serial; /* NULL, or <= 20 of [A-Za-z0-9_-] */
 };
 
+/* The guest's network (docs/networking.md). USER: a virtio-net NIC on a
+ * user-mode NAT (libslirp in husk-vmm, -netdev user in QEMU), the guest at
+ * 10.0.2.15/24 behind 10.0.2.2 with DNS at 10.0.2.3, which the kernel
+ * command line tells the agent (HUSK_VM_NET_CMDLINE). */
+enum husk_vm_net {
+	HUSK_VM_NET_NONE = 0, /* no NIC: only loopback */
+	HUSK_VM_NET_USER,
+};
+#define HUSK_VM_NET_CMDLINE "husk.net=10.0.2.15/24,10.0.2.2,10.0.2.3"
+
+/* A published port: host_ip:host_port on the host to guest_port in the
+ * guest. */
+struct husk_vm_portfwd {
+	bool udp;
+	const char *host_ip; /* dotted IPv4; NULL or "": every address */
+	unsigned host_port;  /* 1..65535 */
+	unsigned guest_port; /* 1..65535 */
+};
+
+/* A host directory shared with the guest over virtio-9p (container
+ * volumes, bundle bind mounts); the guest mounts it by tag:
+ * `mount -t 9p -o trans=virtio,version=9p2000.L TAG DIR`. husk-vmm serves
+ * it itself (--share, confined to the directory; docs/vmm.md); QEMU with
+ * -fsdev local,security_model=none. */
+#define HUSK_VM_MAX_SHARES 8
+struct husk_vm_share {
+	const char *tag;  /* 1..31 of [A-Za-z0-9_-], unique in a VM */
+	const char *path; /* a directory; no ',' (neither VMM escapes it) */
+	bool readonly;
+};
+
 struct husk_vm_config {
 	enum husk_vmm vmm; /* HUSK or QEMU (resolve AUTO with husk_vm_choose) */
 	bool qemu_kvm;     /* QEMU: -enable-kvm -cpu host, else TCG -cpu max */
@@ -55,6 +86,11 @@ struct husk_vm_config {
 	const char *husk_vmm_path; /* the husk-vmm binary */
 	const char *qemu_path;     /* NULL: "qemu-system-x86_64" from PATH */
 	bool debug;                /* husk-vmm --debug, kernel without quiet */
+	enum husk_vm_net net;
+	const struct husk_vm_portfwd *ports; /* only with HUSK_VM_NET_USER */
+	size_t nports;
+	const struct husk_vm_share *shares; /* at most HUSK_VM_MAX_SHARES */
+	size_t nshares;
 };
 
 struct husk_vm {

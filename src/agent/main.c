@@ -23,6 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "net.h"
 #include "process.h"
 #include "session.h"
 
@@ -167,6 +168,7 @@ static __attribute__((noreturn)) int run_guest(int argc, char **argv)
 		/* still here: carry on from the initramfs */
 	}
 	guest_mounts();
+	agent_net_setup();
 	protect_self();
 	struct husk_error e = {0};
 	if (agent_spawn_init_self(&e) < 0)

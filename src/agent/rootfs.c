@@ -14,6 +14,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "net.h"
 #include "rootfs.h"
 
 int rootfs_state_path(char *buf, size_t cap, const struct agent_env *env,
@@ -293,8 +294,8 @@ static int write_etc(const char *base, const char *hostname,
 	if ((r = write_new_file(etc, "hostname", line, err)) ||
 	    (r = write_new_file(etc, "hosts", hosts, err)))
 		return r;
-	/* Empty until networking fills in the nameservers it sets up. */
-	return write_new_file(etc, "resolv.conf", "", err);
+	/* The VM's DNS forwarder when it has a network, else empty. */
+	return write_new_file(etc, "resolv.conf", agent_net_resolv_conf(), err);
 }
 
 static int build(const char *base, const struct agent_container_cfg *c,

@@ -1,6 +1,7 @@
 /* husk run: a container in a fresh microVM, with the user's stdio,
  * terminal, signals and exit status. Exit statuses as Docker's: 125 when
  * husk fails, 126/127 when the command cannot run, else the container's. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -13,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <netinet/in.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -120,6 +122,42 @@ static unsigned vm_memory_mib(const struct husk_run_options *o)
 	return mib;
 }
 
+/* Whether each published host port can be bound now, so that a port in
+ * use fails here with a clear message, before a VM boots. SO_REUSEADDR as
+ * the VMMs' listeners use it: a port left in TIME_WAIT is free. */
+static int check_ports_free(const struct husk_run_options *o,
+                            struct husk_error *err)
+{
+	for (size_t i = 0; i < o->nports; i++) {
+		const struct husk_run_port *p = &o->ports[i];
+		struct sockaddr_in sa = {.sin_family = AF_INET,
+		                         .sin_port = htons(p->host_port)};
+		if (p->host_ip[0])
+			inet_pton(AF_INET, p->host_ip, &sa.sin_addr);
+		int fd = socket(
+		    AF_INET, (p->udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC,
+		    0);
+		if (fd < 0)
+			return husk_err_errno(err, errno, "socket");
+		int one = 1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+		int e = errno;
+		close(fd);
+		const char *ip = p->host_ip[0] ? p->host_ip : "0.0.0.0";
+		const char *proto = p->udp ? "/udp" : "";
+		if (rc < 0 && e == EADDRINUSE)
+			return husk_err(err, e,
+			                "port %s:%u%s is already in use", ip,
+			                p->host_port, proto);
+		if (rc < 0)
+			return husk_err_errno(err, e,
+			                      "cannot publish port %s:%u%s", ip,
+			                      p->host_port, proto);
+	}
+	return 0;
+}
+
 static int start_vm(const struct husk_run_options *o, const char *disk_path,
                     struct vm_run *r, struct husk_error *err)
 {
@@ -143,6 +181,13 @@ static int start_vm(const struct husk_run_options *o, const char *disk_path,
 		return husk_err_errno(err, errno, "create a run directory");
 	struct husk_vm_disk disk = {
 	    .path = disk_path, .readonly = true, .serial = ROOT_SERIAL};
+	struct husk_vm_portfwd fwd[o->nports ? o->nports : 1];
+	for (size_t i = 0; i < o->nports; i++)
+		fwd[i] = (struct husk_vm_portfwd){
+		    .udp = o->ports[i].udp,
+		    .host_ip = o->ports[i].host_ip,
+		    .host_port = o->ports[i].host_port,
+		    .guest_port = o->ports[i].container_port};
 	unsigned cpus = o->cpu_millis ? (o->cpu_millis + 999) / 1000 : 1;
 	struct husk_vm_config c = {
 	    .vmm = got,
@@ -156,6 +201,9 @@ static int start_vm(const struct husk_run_options *o, const char *disk_path,
 	    .run_dir = r->run_dir,
 	    .husk_vmm_path = vmm,
 	    .debug = o->debug,
+	    .net = o->network_none ? HUSK_VM_NET_NONE : HUSK_VM_NET_USER,
+	    .ports = fwd,
+	    .nports = o->nports,
 	};
 	if (husk_vm_start(&c, &r->vm, err) < 0)
 		return -err->code;
@@ -239,6 +287,11 @@ int cmd_run(int argc, char **argv)
 	if (o.image && o.connect) {
 		fprintf(stderr, "husk run: --connect takes --rootfs, not an "
 		                "image\n");
+		husk_run_options_free(&o);
+		return HUSK_EXIT_USAGE;
+	}
+	if (!o.connect && check_ports_free(&o, &err) < 0) {
+		fprintf(stderr, "husk run: %s\n", err.msg);
 		husk_run_options_free(&o);
 		return HUSK_EXIT_USAGE;
 	}

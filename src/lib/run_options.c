@@ -1,6 +1,7 @@
 /* `husk run`'s command line; see husk/run_options.h. */
 #include "husk/run_options.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -31,6 +32,9 @@ const char husk_run_usage[] =
     "      --name NAME         the container's name\n"
     "      --read-only         mount the root file system read-only\n"
     "      --rootfs DIR        run DIR as the root file system\n"
+    "  -p, --publish [IP:]HOSTPORT:CONTAINERPORT[/udp]  publish a port\n"
+    "      --network user|none the VM's network: NAT with outbound access "
+    "(default), or none\n"
     "      --vmm husk|qemu|auto  which VMM runs the microVM (default auto)\n"
     "      --debug             keep the VM's logs and say where they are\n";
 
@@ -166,8 +170,123 @@ static int env_file(struct husk_run_options *o, const char *path,
 	return rc;
 }
 
+/* A port number: 1..65535 in decimal. */
+static int port_number(const char *s, size_t n, unsigned *out)
+{
+	unsigned v = 0;
+	if (n == 0 || n > 5)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return -1;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	if (v < 1 || v > 65535)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int husk_parse_publish(const char *s, struct husk_run_port *out,
+                       struct husk_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	const char *proto = strchr(s, '/');
+	size_t len = proto ? (size_t)(proto - s) : strlen(s);
+	if (proto && !strcmp(proto, "/udp"))
+		out->udp = true;
+	else if (proto && strcmp(proto, "/tcp"))
+		return husk_err(err, EINVAL,
+		                "-p %s: the protocol is tcp or udp", s);
+	if (memchr(s, '-', len))
+		return husk_err(err, EINVAL,
+		                "-p %s: port ranges are not supported; publish "
+		                "each port",
+		                s);
+	const char *c2 = memrchr(s, ':', len);
+	if (!c2)
+		return husk_err(err, EINVAL,
+		                "-p %s: give HOSTPORT:CONTAINERPORT (husk "
+		                "does not pick host ports)",
+		                s);
+	const char *c1 = memrchr(s, ':', (size_t)(c2 - s));
+	const char *hp = c1 ? c1 + 1 : s;
+	if ((c1 && memchr(s, ':', (size_t)(c1 - s))) || memchr(s, '[', len))
+		return husk_err(err, EINVAL,
+		                "-p %s: IPv6 addresses are not supported", s);
+	if (hp == c2)
+		return husk_err(err, EINVAL,
+		                "-p %s: a host port is required (husk does not "
+		                "pick host ports)",
+		                s);
+	if (port_number(hp, (size_t)(c2 - hp), &out->host_port) < 0 ||
+	    port_number(c2 + 1, (size_t)(s + len - c2 - 1),
+	                &out->container_port) < 0)
+		return husk_err(err, EINVAL,
+		                "-p %s: ports are numbers from 1 to 65535", s);
+	if (c1) {
+		size_t n = (size_t)(c1 - s);
+		struct in_addr a;
+		if (n == 0 || n >= sizeof(out->host_ip))
+			return husk_err(err, EINVAL,
+			                "-p %s: '%.*s' is not an IPv4 address",
+			                s, (int)n, s);
+		memcpy(out->host_ip, s, n);
+		out->host_ip[n] = '\0';
+		if (inet_pton(AF_INET, out->host_ip, &a) != 1)
+			return husk_err(err, EINVAL,
+			                "-p %s: '%s' is not an IPv4 address", s,
+			                out->host_ip);
+		/* 0.0.0.0 is what "" means: keep one spelling. */
+		if (a.s_addr == 0)
+			out->host_ip[0] = '\0';
+	}
+	return 0;
+}
+
+static int add_publish(struct husk_run_options *o, const char *arg,
+                       struct husk_error *err)
+{
+	struct husk_run_port p;
+	if (husk_parse_publish(arg, &p, err) < 0)
+		return -err->code;
+	for (size_t i = 0; i < o->nports; i++)
+		if (o->ports[i].host_port == p.host_port &&
+		    o->ports[i].udp == p.udp)
+			return husk_err(
+			    err, EINVAL,
+			    "-p %s: host port %u is published twice", arg,
+			    p.host_port);
+	struct husk_run_port *grown =
+	    realloc(o->ports, (o->nports + 1) * sizeof(*grown));
+	if (!grown)
+		return husk_err(err, ENOMEM, "out of memory");
+	o->ports = grown;
+	o->ports[o->nports++] = p;
+	return 0;
+}
+
+static int set_network(struct husk_run_options *o, const char *arg,
+                       struct husk_error *err)
+{
+	/* Docker's default network is "bridge": here the user-mode NAT
+	 * plays its part (outbound access, published ports). */
+	if (!strcmp(arg, "user") || !strcmp(arg, "bridge") ||
+	    !strcmp(arg, "default"))
+		o->network_none = false;
+	else if (!strcmp(arg, "none"))
+		o->network_none = true;
+	else
+		return husk_err(err, EINVAL,
+		                "--network %s: husk knows user (the default) "
+		                "and none",
+		                arg);
+	return 0;
+}
+
 enum {
 	O_RM = 256,
+	O_NETWORK,
 	O_ENV_FILE,
 	O_ENTRYPOINT,
 	O_CPUS,
@@ -197,6 +316,9 @@ static const struct option run_opts[] = {
     {"name", required_argument, NULL, O_NAME},
     {"read-only", no_argument, NULL, O_READ_ONLY},
     {"rootfs", required_argument, NULL, O_ROOTFS},
+    {"publish", required_argument, NULL, 'p'},
+    {"network", required_argument, NULL, O_NETWORK},
+    {"net", required_argument, NULL, O_NETWORK},
     {"vmm", required_argument, NULL, O_VMM},
     {"connect", required_argument, NULL, O_CONNECT},
     {"debug", no_argument, NULL, O_DEBUG},
@@ -238,6 +360,8 @@ static int one_option(struct husk_run_options *o, int c, const char *arg,
 	case O_NAME: o->name = arg; return 0;
 	case O_READ_ONLY: o->read_only = true; return 0;
 	case O_ROOTFS: o->rootfs = arg; return 0;
+	case 'p': return add_publish(o, arg, err);
+	case O_NETWORK: return set_network(o, arg, err);
 	case O_VMM: o->vmm = arg; return 0;
 	case O_CONNECT: o->connect = arg; return 0;
 	case O_DEBUG: o->debug = true; return 0;
@@ -254,8 +378,8 @@ int husk_run_parse(int argc, char **argv, struct husk_run_options *o,
 	int c;
 	/* '+': options end at the first argument, which is the image or
 	 * the command, as in Docker. */
-	while ((c = getopt_long(argc, argv, "+ite:w:u:h:m:", run_opts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, "+ite:w:u:h:m:p:", run_opts,
+	                        NULL)) != -1) {
 		if (c == O_HELP)
 			return husk_err(err, EAGAIN, "help");
 		if (c == '?' || c == ':') {
@@ -281,6 +405,10 @@ int husk_run_parse(int argc, char **argv, struct husk_run_options *o,
 		rest++;
 		nrest--;
 	}
+	if (o->network_none && o->nports)
+		return husk_err(err, EINVAL,
+		                "conflicting options: -p publishes ports, "
+		                "--network none has none");
 	o->cmd = rest;
 	o->ncmd = nrest;
 	if (o->ncmd == 0 && (!o->entrypoint || !o->entrypoint[0]) && !o->image)
@@ -295,4 +423,7 @@ void husk_run_options_free(struct husk_run_options *o)
 	free(o->env);
 	o->env = NULL;
 	o->nenv = 0;
+	free(o->ports);
+	o->ports = NULL;
+	o->nports = 0;
 }

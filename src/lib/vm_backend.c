@@ -1,6 +1,7 @@
 /* husk-vmm or QEMU as the VMM of one guest; see vm_backend.h. */
 #include "husk/vm_backend.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -22,6 +23,7 @@
 #define DEFAULT_QEMU  "qemu-system-x86_64"
 #define MAX_CPUS      32 /* husk-vmm's limit; QEMU gets the same */
 #define MAX_SERIAL    20 /* virtio-blk's serial field */
+#define MAX_SHARE_TAG 31 /* husk-vmm's --share tag */
 #define AGENT_FD      3  /* the agent socket's number in the VMM */
 #define FIRST_HIGH_FD 10 /* ours live above what the child dup2s onto */
 
@@ -184,6 +186,72 @@ static bool serial_ok(const char *s)
 	return true;
 }
 
+/* Published ports: only on a user network, ports 1..65535, an IPv4
+ * host address (the VMMs' hostfwd syntax has no room for IPv6). */
+static int check_ports(const struct husk_vm_config *c, struct husk_error *err)
+{
+	if (c->nports && c->net != HUSK_VM_NET_USER)
+		return husk_err(err, EINVAL,
+		                "published ports need the user network");
+	for (size_t i = 0; i < c->nports; i++) {
+		const struct husk_vm_portfwd *p = &c->ports[i];
+		struct in_addr a;
+		if (p->host_port < 1 || p->host_port > 65535 ||
+		    p->guest_port < 1 || p->guest_port > 65535)
+			return husk_err(err, EINVAL,
+			                "published port %u:%u: ports are 1 to "
+			                "65535",
+			                p->host_port, p->guest_port);
+		if (p->host_ip && p->host_ip[0] &&
+		    inet_pton(AF_INET, p->host_ip, &a) != 1)
+			return husk_err(err, EINVAL,
+			                "published port: '%s' is not an IPv4 "
+			                "address",
+			                p->host_ip);
+	}
+	return 0;
+}
+
+/* Shared directories: tags both VMMs and the guest's mount accept, each
+ * once; paths without a comma (husk-vmm's --share has no escape, and
+ * QEMU's -fsdev path= would need one). */
+static int check_shares(const struct husk_vm_config *c, struct husk_error *err)
+{
+	if (c->nshares > HUSK_VM_MAX_SHARES)
+		return husk_err(err, EINVAL,
+		                "%zu shared directories: at most %d",
+		                c->nshares, HUSK_VM_MAX_SHARES);
+	for (size_t i = 0; i < c->nshares; i++) {
+		const struct husk_vm_share *sh = &c->shares[i];
+		const char *t = sh->tag ? sh->tag : "";
+		size_t n = strlen(t);
+		bool ok = n >= 1 && n <= MAX_SHARE_TAG;
+		for (const char *p = t; ok && *p; p++)
+			ok = (*p >= 'a' && *p <= 'z') ||
+			     (*p >= 'A' && *p <= 'Z') ||
+			     (*p >= '0' && *p <= '9') || *p == '_' || *p == '-';
+		if (!ok)
+			return husk_err(
+			    err, EINVAL,
+			    "share tag '%s': 1 to %d of A-Z a-z 0-9 _ -", t,
+			    MAX_SHARE_TAG);
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(c->shares[j].tag, t))
+				return husk_err(err, EINVAL,
+				                "share tag '%s' given twice",
+				                t);
+		if (!sh->path || !sh->path[0])
+			return husk_err(err, EINVAL, "share %s has no path", t);
+		if (strchr(sh->path, ','))
+			return husk_err(
+			    err, EINVAL,
+			    "share path '%s': a VMM cannot take a comma "
+			    "in a shared path",
+			    sh->path);
+	}
+	return 0;
+}
+
 static int check_config(const struct husk_vm_config *c, struct husk_error *err)
 {
 	if (c->vmm != HUSK_VMM_HUSK && c->vmm != HUSK_VMM_QEMU)
@@ -201,6 +269,10 @@ static int check_config(const struct husk_vm_config *c, struct husk_error *err)
 	if (c->memory_mib < 16 || c->memory_mib > 1024 * 1024)
 		return husk_err(err, EINVAL, "%u MiB of memory: use 16 or more",
 		                c->memory_mib);
+	if (check_ports(c, err) < 0)
+		return -err->code;
+	if (check_shares(c, err) < 0)
+		return -err->code;
 	for (size_t i = 0; i < c->ndisks; i++) {
 		const struct husk_vm_disk *d = &c->disks[i];
 		if (!d->path || !d->path[0])
@@ -229,7 +301,33 @@ static void add_cmdline(struct args *a, const struct husk_vm_config *c)
 	if (c->debug && len > 6 && !strcmp(base + len - 6, " quiet"))
 		len -= 6;
 	const char *extra = c->cmdline_extra ? c->cmdline_extra : "";
-	add(a, "%.*s%s%s", (int)len, base, extra[0] ? " " : "", extra);
+	/* The agent configures the guest's NIC from it (src/agent/net.c). */
+	const char *net =
+	    c->net == HUSK_VM_NET_USER ? " " HUSK_VM_NET_CMDLINE : "";
+	add(a, "%.*s%s%s%s", (int)len, base, extra[0] ? " " : "", extra, net);
+}
+
+/* "PREFIX,hostfwd=tcp:IP:HOSTPORT-:GUESTPORT,..." in QEMU's syntax, which
+ * husk-vmm's --net shares. */
+static void add_net(struct args *a, const struct husk_vm_config *c,
+                    const char *prefix)
+{
+	size_t cap = strlen(prefix) + 1 + c->nports * 64;
+	char *buf = malloc(cap);
+	if (!buf) {
+		a->nomem = true;
+		return;
+	}
+	size_t used = (size_t)snprintf(buf, cap, "%s", prefix);
+	for (size_t i = 0; i < c->nports && used < cap; i++) {
+		const struct husk_vm_portfwd *p = &c->ports[i];
+		used += (size_t)snprintf(
+		    buf + used, cap - used, ",hostfwd=%s:%s:%u-:%u",
+		    p->udp ? "udp" : "tcp", p->host_ip ? p->host_ip : "",
+		    p->host_port, p->guest_port);
+	}
+	add(a, "%s", buf);
+	free(buf);
 }
 
 static void argv_husk(struct args *a, const struct husk_vm_config *c,
@@ -255,6 +353,15 @@ static void argv_husk(struct args *a, const struct husk_vm_config *c,
 	if (agent_fd >= 0) {
 		add(a, "--port");
 		add(a, "%s=fd:%d", HUSK_VM_AGENT_PORT, agent_fd);
+	}
+	if (c->net == HUSK_VM_NET_USER) {
+		add(a, "--net");
+		add_net(a, c, "user");
+	}
+	for (size_t i = 0; i < c->nshares; i++) {
+		add(a, "--share");
+		add(a, "%s=%s%s", c->shares[i].tag, c->shares[i].path,
+		    c->shares[i].readonly ? ",ro" : "");
 	}
 	add(a, "--rng");
 	add(a, "--serial-log");
@@ -344,6 +451,23 @@ static void argv_qemu(struct args *a, const struct husk_vm_config *c,
 	add(a, "rng-random,id=rng,filename=/dev/urandom");
 	add(a, "-device");
 	add(a, "virtio-rng-device,rng=rng");
+	if (c->net == HUSK_VM_NET_USER) {
+		add(a, "-netdev");
+		add_net(a, c, "user,id=n0");
+		add(a, "-device");
+		add(a, "virtio-net-device,netdev=n0");
+	}
+	/* security_model=none: files keep the guest's owner where QEMU may
+	 * set it, as husk-vmm's --share does. */
+	for (size_t i = 0; i < c->nshares; i++) {
+		add(a, "-fsdev");
+		add(a, "local,id=fs%zu,path=%s,security_model=none%s", i,
+		    c->shares[i].path,
+		    c->shares[i].readonly ? ",readonly=on" : "");
+		add(a, "-device");
+		add(a, "virtio-9p-device,fsdev=fs%zu,mount_tag=%s", i,
+		    c->shares[i].tag);
+	}
 	if (agent_fd >= 0) {
 		add(a, "-device");
 		add(a, "virtio-serial-device");

@@ -7,20 +7,28 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "net_slirp.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
+#include "virtio/p9.h"
 #include "virtio/rng.h"
 
 /* Interrupt lines for virtio devices: ISA lines nobody else uses here
  * (4 is the UART, 8 the RTC, 0-2 timer/keyboard/cascade), then the
  * IOAPIC's upper pins. */
-static const unsigned virtio_irqs[] = {5,  6,  7,  9,  10, 11, 12,
-                                       14, 15, 16, 17, 18, 19, 20};
+static const unsigned virtio_irqs[] = {5,  6,  7,  9,  10, 11, 12, 14, 15,
+                                       16, 17, 18, 19, 20, 21, 22, 23};
 
 static int attach(struct vmm_devices *devs, struct vm *vm, struct vmm_virtio *v,
                   struct husk_error *err)
 {
 	unsigned i = devs->n;
+	/* More devices than interrupt lines (disks, shares and the rest all
+	 * at their maximum): refuse rather than share a line. */
+	if (i >= sizeof(virtio_irqs) / sizeof(virtio_irqs[0]))
+		return husk_err(err, E2BIG,
+		                "too many virtio devices (at most %zu)",
+		                sizeof(virtio_irqs) / sizeof(virtio_irqs[0]));
 	uint64_t base = VIRTIO_MMIO_BASE + (uint64_t)i * VIRTIO_MMIO_SIZE;
 	unsigned irq = virtio_irqs[i];
 	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -73,6 +81,25 @@ int devices_create(struct vmm_devices *devs, struct vm *vm,
 		                         opt->nports, loop, err);
 		if (rc == 0) {
 			v->destroy = virtio_console_destroy;
+			rc = attach(devs, vm, v, err);
+		}
+	}
+	if (rc == 0 && opt->net.user) {
+		struct vmm_virtio *v = &devs->v[devs->n];
+		rc = net_slirp_create(&v->dev, &vm->mem, &opt->net, err);
+		if (rc == 0) {
+			v->destroy = net_slirp_destroy;
+			rc = attach(devs, vm, v, err);
+		}
+	}
+	for (unsigned i = 0; rc == 0 && i < opt->nshares; i++) {
+		struct vmm_virtio *v = &devs->v[devs->n];
+		struct virtio_p9_config_opts o = {opt->shares[i].tag,
+		                                  opt->shares[i].path,
+		                                  opt->shares[i].read_only};
+		rc = virtio_p9_init(&v->dev, &vm->mem, &o, err);
+		if (rc == 0) {
+			v->destroy = virtio_p9_destroy;
 			rc = attach(devs, vm, v, err);
 		}
 	}

@@ -10,7 +10,8 @@
 #include "virtio/mmio.h"
 #include "vm.h"
 
-#define VMM_MAX_VIRTIO (VMM_MAX_DISKS + 2)
+/* disks, rng, console, net, 9p shares */
+#define VMM_MAX_VIRTIO (VMM_MAX_DISKS + 3 + VMM_MAX_SHARES)
 
 struct vmm_devices {
 	unsigned n;

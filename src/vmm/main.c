@@ -125,6 +125,10 @@ int main(int argc, char **argv)
 		goto out;
 	control.ndevices = devices.n;
 	vmm_debug("booting: %s", cmdline);
+	if (opt.net.user)
+		sandbox_allow_net();
+	if (opt.nshares)
+		sandbox_allow_p9();
 	if (cpu_start_all(&vm, &err) < 0 ||
 	    (opt.seccomp && sandbox_enter(&err) < 0)) {
 		vm_request_exit(&vm, VM_EXIT_ERROR);

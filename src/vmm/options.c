@@ -22,6 +22,11 @@ static const char usage[] =
     "  --disk PATH[,ro][,serial=ID]  virtio-blk disk (repeatable)\n"
     "  --port NAME=unix:PATH|NAME=fd:N  virtio-console port (repeatable)\n"
     "  --rng                  virtio-rng\n"
+    "  --net none|user[,hostfwd=tcp|udp:[HOSTIP]:PORT-[GUESTIP]:PORT]...\n"
+    "                         virtio-net with a user-mode network (default "
+    "none)\n"
+    "  --share TAG=DIR[,ro]   share a host directory over virtio-9p "
+    "(repeatable)\n"
     "  --serial-log PATH      serial console to a file (default stdout)\n"
     "  --control PATH         control socket\n"
     "  --no-seccomp           do not sandbox (debugging only)\n"
@@ -120,6 +125,8 @@ int vmm_parse_options(int argc, char **argv, struct vmm_options *opt,
 		O_SERIAL_LOG,
 		O_CONTROL,
 		O_NO_SECCOMP,
+		O_NET,
+		O_SHARE,
 		O_DEBUG,
 		O_HELP
 	};
@@ -135,6 +142,8 @@ int vmm_parse_options(int argc, char **argv, struct vmm_options *opt,
 	    {"serial-log", required_argument, NULL, O_SERIAL_LOG},
 	    {"control", required_argument, NULL, O_CONTROL},
 	    {"no-seccomp", no_argument, NULL, O_NO_SECCOMP},
+	    {"net", required_argument, NULL, O_NET},
+	    {"share", required_argument, NULL, O_SHARE},
 	    {"debug", no_argument, NULL, O_DEBUG},
 	    {"help", no_argument, NULL, O_HELP},
 	    {0},
@@ -195,6 +204,21 @@ int vmm_parse_options(int argc, char **argv, struct vmm_options *opt,
 		case O_SERIAL_LOG: opt->console_path = optarg; break;
 		case O_CONTROL: opt->control = optarg; break;
 		case O_NO_SECCOMP: opt->seccomp = false; break;
+		case O_NET:
+			rc = vmm_parse_net(optarg, &opt->net, err);
+			if (rc < 0)
+				return rc;
+			break;
+		case O_SHARE:
+			if (opt->nshares == VMM_MAX_SHARES)
+				return husk_err(err, E2BIG, "at most %d shares",
+				                VMM_MAX_SHARES);
+			rc = vmm_parse_share(optarg, &opt->shares[opt->nshares],
+			                     opt->shares, opt->nshares, err);
+			if (rc < 0)
+				return rc;
+			opt->nshares++;
+			break;
 		case O_DEBUG: opt->debug = true; break;
 		case O_HELP: fputs(usage, stdout); return 1;
 		default:

@@ -8,6 +8,8 @@
 #include <stdint.h>
 
 #include "husk/error.h"
+#include "net_options.h"
+#include "share_options.h"
 
 #define VMM_MAX_DISKS       8
 #define VMM_MAX_PORTS       8
@@ -49,6 +51,9 @@ struct vmm_options {
 	struct vmm_disk disks[VMM_MAX_DISKS];
 	unsigned nports;
 	struct vmm_port ports[VMM_MAX_PORTS];
+	struct vmm_net net; /* --net; default none: no NIC */
+	unsigned nshares;   /* --share: virtio-9p devices */
+	struct vmm_share shares[VMM_MAX_SHARES];
 };
 
 /* 0 on success, 1 when --help was printed, <0 on a bad command line

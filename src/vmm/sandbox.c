@@ -1,6 +1,7 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <linux/kvm.h>
 #include <seccomp.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -36,7 +38,8 @@ static const struct rule allowed[] = {
     {SCMP_SYS(epoll_pwait), "main loop"},
     {SCMP_SYS(epoll_ctl), "main loop: console peers come and go"},
     {SCMP_SYS(accept4), "console ports and the control socket"},
-    {SCMP_SYS(poll), "control socket: read a command with a limit"},
+    {SCMP_SYS(poll), "control socket: read a command with a limit; the "
+                     "network thread's loop"},
     {SCMP_SYS(close), "console peers leave; teardown"},
     {SCMP_SYS(unlink), "console socket removed at teardown"},
     {SCMP_SYS(futex), "device locks, thread join"},
@@ -73,6 +76,104 @@ static const struct rule allowed[] = {
 static const unsigned long allowed_ioctls[] = {
     KVM_RUN, KVM_IRQ_LINE, KVM_GET_REGS, KVM_GET_SREGS, TCGETS,
 };
+
+/* The user-mode network (libslirp, only with --net user): it NATs the
+ * guest's connections through ordinary host sockets that it opens, polls
+ * and closes while the guest runs. Sockets are AF_INET only (no IPv6,
+ * no unix or netlink sockets). */
+static const struct rule net_allowed[] = {
+    {SCMP_SYS(connect), "slirp: outbound TCP and UDP for the guest"},
+    {SCMP_SYS(accept), "slirp: a connection to a published port"},
+    {SCMP_SYS(sendto), "slirp: send() on TCP, UDP datagrams"},
+    {SCMP_SYS(recvfrom), "slirp: recv() on TCP, UDP and ping replies"},
+    {SCMP_SYS(sendmsg), "slirp: UDP"},
+    {SCMP_SYS(recvmsg), "slirp: UDP errors"},
+    {SCMP_SYS(setsockopt), "slirp: SO_REUSEADDR, TCP_NODELAY, buffers"},
+    {SCMP_SYS(getsockopt), "slirp: SO_ERROR after a non-blocking connect"},
+    {SCMP_SYS(getsockname), "slirp: the local end of forwarded sockets"},
+    {SCMP_SYS(getpeername), "slirp: the peer of forwarded sockets"},
+    {SCMP_SYS(shutdown), "slirp: a TCP half-close from either side"},
+    {SCMP_SYS(fcntl), "slirp: O_NONBLOCK on new sockets"},
+};
+static const unsigned long net_ioctls[] = {
+    FIONREAD, /* slirp: the size of a waiting UDP datagram */
+    FIONBIO,  /* slirp: non-blocking sockets on some paths */
+};
+static bool allow_net;
+
+void sandbox_allow_net(void)
+{
+	allow_net = true;
+}
+
+/* The rules of net_allowed[] and friends. */
+static int add_net_rules(scmp_filter_ctx ctx)
+{
+	int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+	                          SCMP_A0(SCMP_CMP_EQ, AF_INET));
+	for (size_t i = 0;
+	     rc == 0 && i < sizeof(net_allowed) / sizeof(net_allowed[0]); i++)
+		rc =
+		    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, net_allowed[i].nr, 0);
+	for (size_t i = 0;
+	     rc == 0 && i < sizeof(net_ioctls) / sizeof(net_ioctls[0]); i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+		                      SCMP_A1(SCMP_CMP_EQ, net_ioctls[i]));
+	/* DNS forwarding: libslirp reads /etc/resolv.conf again when it has
+	 * changed (to follow the host's resolvers). Read-only opens only. */
+	if (rc == 0)
+		rc = seccomp_rule_add(
+		    ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+		    SCMP_A2(SCMP_CMP_MASKED_EQ,
+		            O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND,
+		            O_RDONLY));
+	return rc;
+}
+
+/* The 9P file server (virtio-9p, only with --share): it resolves names
+ * in the shared directories and reads and changes files there while the
+ * guest runs (see p9/p9_fs.h for how each name stays inside its share).
+ * No plain open/openat: every lookup is openat2 with RESOLVE_BENEATH. */
+static const struct rule p9_allowed[] = {
+    {SCMP_SYS(openat2), "9p: confined lookups and opens"},
+    {SCMP_SYS(mkdirat), "9p: Tmkdir"},
+    {SCMP_SYS(symlinkat), "9p: Tsymlink"},
+    {SCMP_SYS(mknodat), "9p: Tmknod (FIFOs, sockets)"},
+    {SCMP_SYS(linkat), "9p: Tlink"},
+    {SCMP_SYS(renameat), "9p: Trename, Trenameat"},
+    {SCMP_SYS(renameat2), "9p: renameat on newer libcs"},
+    {SCMP_SYS(unlinkat), "9p: Tunlinkat, Tremove"},
+    {SCMP_SYS(readlinkat), "9p: Treadlink"},
+    {SCMP_SYS(fchmod), "9p: Tsetattr mode, exact modes on create"},
+    {SCMP_SYS(fchownat), "9p: Tsetattr owner, owner on create"},
+    {SCMP_SYS(utimensat), "9p: Tsetattr times"},
+    {SCMP_SYS(ftruncate), "9p: Tsetattr size, O_TRUNC"},
+    {SCMP_SYS(getdents64), "9p: Treaddir"},
+    {SCMP_SYS(fstatfs), "9p: Tstatfs"},
+};
+static bool allow_p9;
+
+void sandbox_allow_p9(void)
+{
+	allow_p9 = true;
+}
+
+/* The rules of p9_allowed[], and fcntl for the requests it uses only. */
+static int add_p9_rules(scmp_filter_ctx ctx)
+{
+	static const int fcntl_cmds[] = {F_DUPFD_CLOEXEC, F_GETFL, F_SETFL};
+	int rc = 0;
+	for (size_t i = 0;
+	     rc == 0 && i < sizeof(p9_allowed) / sizeof(p9_allowed[0]); i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, p9_allowed[i].nr, 0);
+	/* 9p: fids are duplicated descriptors (F_DUPFD_CLOEXEC); a reopened
+	 * file drops the O_NONBLOCK it was opened with (p9_reopen). */
+	for (size_t i = 0;
+	     rc == 0 && i < sizeof(fcntl_cmds) / sizeof(fcntl_cmds[0]); i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+		                      SCMP_A1(SCMP_CMP_EQ, fcntl_cmds[i]));
+	return rc;
+}
 
 static bool sandboxed;
 
@@ -129,6 +230,10 @@ int sandbox_enter(struct husk_error *err)
 	     i++)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
 		                      SCMP_A1(SCMP_CMP_EQ, allowed_ioctls[i]));
+	if (rc == 0 && allow_net)
+		rc = add_net_rules(ctx);
+	if (rc == 0 && allow_p9)
+		rc = add_p9_rules(ctx);
 	/* malloc in a vCPU thread may create or grow an arena: mmap and
 	 * mprotect, but never executable memory. */
 	if (rc == 0)

@@ -7,6 +7,14 @@
 
 #include "husk/error.h"
 
+/* Before sandbox_enter: also allow what the user-mode network (libslirp,
+ * net_slirp.c) does at run time. */
+void sandbox_allow_net(void);
+
+/* Before sandbox_enter: also allow what the 9P file server (--share,
+ * p9/) does at run time. */
+void sandbox_allow_p9(void);
+
 int sandbox_enter(struct husk_error *err);
 
 #endif

@@ -26,6 +26,14 @@ run_fuzzer() {
 	run_fuzzer fuzz_virtio_blk
 }
 
+@test "fuzz virtio-net frame handling ($FUZZ_SECONDS s)" {
+	run_fuzzer fuzz_virtio_net
+}
+
+@test "fuzz virtio-9p and its file server, confinement checked ($FUZZ_SECONDS s)" {
+	run_fuzzer fuzz_p9
+}
+
 @test "fuzz the host-agent protocol decoder ($FUZZ_SECONDS s)" {
 	run_fuzzer fuzz_proto
 }

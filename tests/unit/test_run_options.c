@@ -158,6 +158,95 @@ static void env_file_and_host_values(void **state)
 	husk_run_options_free(&o);
 }
 
+static void publish_and_network(void **state)
+{
+	(void)state;
+	struct husk_run_options o;
+	struct husk_error e = {0};
+	char *a[] = {"run",
+	             "-p",
+	             "18080:80",
+	             "--publish",
+	             "127.0.0.1:5353:53/udp",
+	             "-p",
+	             "0.0.0.0:8443:443/tcp",
+	             "--rootfs",
+	             "/r",
+	             "true",
+	             NULL};
+	assert_int_equal(husk_run_parse(ARGC(a), a, &o, &e), 0);
+	assert_false(o.network_none);
+	assert_int_equal(o.nports, 3);
+	assert_string_equal(o.ports[0].host_ip, "");
+	assert_int_equal(o.ports[0].host_port, 18080);
+	assert_int_equal(o.ports[0].container_port, 80);
+	assert_false(o.ports[0].udp);
+	assert_string_equal(o.ports[1].host_ip, "127.0.0.1");
+	assert_int_equal(o.ports[1].host_port, 5353);
+	assert_int_equal(o.ports[1].container_port, 53);
+	assert_true(o.ports[1].udp);
+	assert_string_equal(o.ports[2].host_ip, ""); /* 0.0.0.0 */
+	assert_false(o.ports[2].udp);
+	husk_run_options_free(&o);
+	assert_null(o.ports);
+
+	char *none[] = {"run", "--network", "none", "--rootfs",
+	                "/r",  "true",      NULL};
+	assert_int_equal(husk_run_parse(ARGC(none), none, &o, &e), 0);
+	assert_true(o.network_none);
+	husk_run_options_free(&o);
+	char *bridge[] = {"run", "--network=bridge", "--rootfs", "/r", "true",
+	                  NULL};
+	assert_int_equal(husk_run_parse(ARGC(bridge), bridge, &o, &e), 0);
+	assert_false(o.network_none);
+	husk_run_options_free(&o);
+
+	/* Each bad -p value, and the words its message must have. */
+	static const char *const bad[][2] = {
+	    {"8080", "host port"},
+	    {"127.0.0.1::80", "host port"},
+	    {"8080-8090:80-90", "ranges"},
+	    {"1000-1001:80", "ranges"},
+	    {"0:80", "1 to 65535"},
+	    {"65536:80", "1 to 65535"},
+	    {"80:70000", "1 to 65535"},
+	    {"x:80", "1 to 65535"},
+	    {"80:", "1 to 65535"},
+	    {"1.2.3:80:80", "not an IPv4 address"},
+	    {"256.1.1.1:80:80", "not an IPv4 address"},
+	    {"localhost:80:80", "not an IPv4 address"},
+	    {"::1:80:80", "IPv6"},
+	    {"[::1]:80:80", "IPv6"},
+	    {"80:80/sctp", "tcp or udp"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *b[] = {"run",  "-p", (char *)bad[i][0], "--rootfs", "/r",
+		             "true", NULL};
+		e.msg[0] = '\0';
+		if (husk_run_parse(ARGC(b), b, &o, &e) != -EINVAL)
+			fail_msg("-p %s was accepted", bad[i][0]);
+		if (!strstr(e.msg, bad[i][1]) || !strstr(e.msg, bad[i][0]))
+			fail_msg("-p %s: message '%s'", bad[i][0], e.msg);
+		husk_run_options_free(&o);
+	}
+	char *twice[] = {"run",      "-p", "80:80", "-p", "80:81",
+	                 "--rootfs", "/r", "true",  NULL};
+	assert_int_equal(husk_run_parse(ARGC(twice), twice, &o, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "twice"));
+	husk_run_options_free(&o);
+	char *conflict[] = {"run",      "--network", "none", "-p", "80:80",
+	                    "--rootfs", "/r",        "true", NULL};
+	assert_int_equal(husk_run_parse(ARGC(conflict), conflict, &o, &e),
+	                 -EINVAL);
+	assert_non_null(strstr(e.msg, "--network none"));
+	husk_run_options_free(&o);
+	char *host[] = {"run", "--network", "host", "--rootfs",
+	                "/r",  "true",      NULL};
+	assert_int_equal(husk_run_parse(ARGC(host), host, &o, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "none"));
+	husk_run_options_free(&o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -166,6 +255,7 @@ int main(void)
 	    cmocka_unit_test(bad_values_are_refused),
 	    cmocka_unit_test(sizes_and_cpus),
 	    cmocka_unit_test(env_file_and_host_values),
+	    cmocka_unit_test(publish_and_network),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -260,6 +260,51 @@ static void husk_vmm_argv_variants(void **state)
 	husk_vm_argv_free(argv);
 }
 
+static void net_argv(void **state)
+{
+	struct husk_vm_config c = base_config(HUSK_VMM_HUSK);
+	struct husk_vm_portfwd ports[] = {
+	    {.host_ip = "127.0.0.1", .host_port = 18080, .guest_port = 8080},
+	    {.udp = true, .host_port = 5353, .guest_port = 53},
+	};
+	/* No network: no NIC, nothing on the command line. */
+	char **argv = argv_of(&c, 3);
+	assert_false(has_arg(argv, "--net"));
+	husk_vm_argv_free(argv);
+
+	c.net = HUSK_VM_NET_USER;
+	c.ports = ports;
+	c.nports = 2;
+	argv = argv_of(&c, 3);
+	assert_true(has_pair(argv, "--net",
+	                     "user,hostfwd=tcp:127.0.0.1:18080-:8080,"
+	                     "hostfwd=udp::5353-:53"));
+	assert_true(has_pair(argv, "--cmdline",
+	                     "console=ttyS0 reboot=k panic=-1 quiet husk.x=1 "
+	                     "husk.net=10.0.2.15/24,10.0.2.2,10.0.2.3"));
+	husk_vm_argv_free(argv);
+
+	c.vmm = HUSK_VMM_QEMU;
+	argv = argv_of(&c, 3);
+	assert_true(has_pair(argv, "-netdev",
+	                     "user,id=n0,hostfwd=tcp:127.0.0.1:18080-:8080,"
+	                     "hostfwd=udp::5353-:53"));
+	assert_true(has_pair(argv, "-device", "virtio-net-device,netdev=n0"));
+	husk_vm_argv_free(argv);
+
+	/* Bad forwards, and forwards without a network, are refused. */
+	struct husk_error e = {0};
+	ports[0].host_ip = "localhost";
+	assert_int_equal(husk_vm_argv(&c, 3, &argv, &e), -EINVAL);
+	ports[0].host_ip = NULL;
+	ports[1].guest_port = 0;
+	assert_int_equal(husk_vm_argv(&c, 3, &argv, &e), -EINVAL);
+	ports[1].guest_port = 53;
+	c.net = HUSK_VM_NET_NONE;
+	assert_int_equal(husk_vm_argv(&c, 3, &argv, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "user network"));
+}
+
 static void qemu_argv(void **state)
 {
 	struct husk_vm_config c = base_config(HUSK_VMM_QEMU);
@@ -363,6 +408,60 @@ static void argv_errors(void **state)
 	c = base_config(HUSK_VMM_HUSK);
 	c.disks = &two_disks[1];
 	expect_argv_error(&c, "comma");
+}
+
+/* Shared directories: --share for husk-vmm, -fsdev and virtio-9p-device
+ * for QEMU; tags and paths checked for both. */
+static void share_argv(void **state)
+{
+	const struct husk_vm_share sh[] = {
+	    {.tag = "vol0", .path = "/srv/data", .readonly = false},
+	    {.tag = "ro_1", .path = "/srv/conf", .readonly = true},
+	};
+	struct husk_vm_config c = base_config(HUSK_VMM_HUSK);
+	c.shares = sh;
+	c.nshares = 2;
+	char **argv = argv_of(&c, 3);
+	assert_true(has_pair(argv, "--share", "vol0=/srv/data"));
+	assert_true(has_pair(argv, "--share", "ro_1=/srv/conf,ro"));
+	husk_vm_argv_free(argv);
+	c.vmm = HUSK_VMM_QEMU;
+	argv = argv_of(&c, 3);
+	assert_true(has_pair(
+	    argv, "-fsdev", "local,id=fs0,path=/srv/data,security_model=none"));
+	assert_true(has_pair(argv, "-device",
+	                     "virtio-9p-device,fsdev=fs0,mount_tag=vol0"));
+	assert_true(has_pair(argv, "-fsdev",
+	                     "local,id=fs1,path=/srv/conf,security_model=none,"
+	                     "readonly=on"));
+	assert_true(has_pair(argv, "-device",
+	                     "virtio-9p-device,fsdev=fs1,mount_tag=ro_1"));
+	husk_vm_argv_free(argv);
+
+	for (int vmm = HUSK_VMM_HUSK; vmm <= HUSK_VMM_QEMU; vmm++) {
+		struct husk_vm_share bad = {.tag = "a/b", .path = "/srv"};
+		c = base_config((enum husk_vmm)vmm);
+		c.shares = &bad;
+		c.nshares = 1;
+		expect_argv_error(&c, "share tag");
+		bad.tag = "";
+		expect_argv_error(&c, "share tag");
+		bad.tag = "abcdefghijklmnopqrstuvwxyz012345"; /* 32 */
+		expect_argv_error(&c, "share tag");
+		bad.tag = "ok";
+		bad.path = "/srv/a,b";
+		expect_argv_error(&c, "comma");
+		bad.path = "";
+		expect_argv_error(&c, "no path");
+		c.shares = sh;
+		c.nshares = 9;
+		expect_argv_error(&c, "at most 8");
+		const struct husk_vm_share twice[] = {
+		    {.tag = "x", .path = "/a"}, {.tag = "x", .path = "/b"}};
+		c.shares = twice;
+		c.nshares = 2;
+		expect_argv_error(&c, "twice");
+	}
 }
 
 /* Environment and scratch files for the tests that run processes. */
@@ -731,7 +830,9 @@ int main(void)
 	    cmocka_unit_test(husk_vmm_argv_exact),
 	    cmocka_unit_test(husk_vmm_argv_variants),
 	    cmocka_unit_test(qemu_argv),
+	    cmocka_unit_test(net_argv),
 	    cmocka_unit_test(argv_errors),
+	    cmocka_unit_test(share_argv),
 	    T(assets_from_environment),
 	    T(assets_beside_the_program),
 	    T(start_gives_the_vmm_a_clean_start),

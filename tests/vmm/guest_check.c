@@ -4,7 +4,8 @@
  * every check passed, or reboots (a different husk-vmm exit status) when
  * one failed.
  *
- *   husk.cpus=N husk.mem_mib=M husk.action=check|reboot|poweroff|wait|bench
+ *   husk.cpus=N husk.mem_mib=M
+ *   husk.action=check|share|reboot|poweroff|wait|bench
  *
  * The host side puts "HUSK-DISK-0" at the start of the first disk and
  * verifies, after the VM is gone, that "GUEST-WROTE-THIS" landed at offset
@@ -163,6 +164,97 @@ static void check_port(void)
 		close(fd);
 }
 
+/* husk.action=share (tests/vmm/run-share.sh): virtio-9p shares "rw" and
+ * "ro" (read-only). The host put from-host.txt in both and a symlink
+ * "escape" -> "/" in rw; it checks afterwards that from-guest.txt and
+ * big.bin arrived in rw, renamed.txt replaced tmp.txt, and ro is unchanged.
+ */
+static void check_shares(void)
+{
+	const char *opts = "trans=virtio,version=9p2000.L";
+	char buf[256];
+	mkdir("/mnt", 0755);
+	mkdir("/mnt/rw", 0755);
+	mkdir("/mnt/ro", 0755);
+	int rc = mount("rw", "/mnt/rw", "9p", 0, opts);
+	check(rc == 0, "mount 9p rw", rc ? strerror(errno) : "");
+	rc = mount("ro", "/mnt/ro", "9p", MS_RDONLY, opts);
+	check(rc == 0, "mount 9p ro", rc ? strerror(errno) : "");
+	int n = read_file("/mnt/rw/from-host.txt", buf, sizeof(buf));
+	check(n > 0 && !strncmp(buf, "HOST-WROTE-THIS", 15),
+	      "read the host's file: ", n > 0 ? buf : strerror(errno));
+
+	int fd =
+	    open("/mnt/rw/from-guest.txt", O_WRONLY | O_CREAT | O_TRUNC, 0640);
+	check(fd >= 0 && write(fd, "GUEST-WROTE-THIS\n", 17) == 17 &&
+	          fsync(fd) == 0,
+	      "write a file into the share", "");
+	if (fd >= 0)
+		close(fd);
+	/* 1 MiB in 64 KiB writes, then read back: many full-msize
+	 * requests. */
+	static char big[65536], back[65536];
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)(i * 7 + (i >> 10));
+	fd = open("/mnt/rw/big.bin", O_RDWR | O_CREAT | O_TRUNC, 0644);
+	int ok = fd >= 0;
+	for (int i = 0; ok && i < 16; i++)
+		ok = write(fd, big, sizeof(big)) == (ssize_t)sizeof(big);
+	for (int i = 0; ok && i < 16; i++)
+		ok = pread(fd, back, sizeof(back),
+		           (off_t)i * (off_t)sizeof(back)) ==
+		         (ssize_t)sizeof(back) &&
+		     !memcmp(big, back, sizeof(big));
+	check(ok, "write and read back 1 MiB", "");
+	if (fd >= 0)
+		close(fd);
+
+	fd = open("/mnt/rw/tmp.txt", O_WRONLY | O_CREAT, 0644);
+	if (fd >= 0)
+		close(fd);
+	rc =
+	    mkdir("/mnt/rw/newdir", 0755) == 0 &&
+	            rename("/mnt/rw/tmp.txt", "/mnt/rw/newdir/renamed.txt") == 0
+	        ? 0
+	        : errno;
+	check(rc == 0, "mkdir and rename in the share", rc ? strerror(rc) : "");
+	ssize_t l = readlink("/mnt/rw/escape", buf, sizeof(buf) - 1);
+	buf[l > 0 ? l : 0] = '\0';
+	check(l == 1 && buf[0] == '/', "a symlink reads as itself: ", buf);
+	int seen = 0;
+	DIR *d = opendir("/mnt/rw");
+	struct dirent *e;
+	while (d && (e = readdir(d)))
+		seen += !strcmp(e->d_name, "from-host.txt") ||
+		        !strcmp(e->d_name, "newdir");
+	if (d)
+		closedir(d);
+	check(seen == 2, "readdir lists the share", "");
+
+	n = read_file("/mnt/ro/from-host.txt", buf, sizeof(buf));
+	check(n > 0 && !strncmp(buf, "HOST-RO", 7), "read the read-only share",
+	      "");
+	errno = 0;
+	fd = open("/mnt/ro/new.txt", O_WRONLY | O_CREAT, 0644);
+	check(fd < 0 && errno == EROFS,
+	      "the read-only share refuses a new file: ", strerror(errno));
+	/* Past the guest's own MS_RDONLY: remount it writable; the device
+	 * must still refuse. */
+	mount(NULL, "/mnt/ro", NULL, MS_REMOUNT, opts);
+	errno = 0;
+	fd = open("/mnt/ro/from-host.txt", O_WRONLY | O_TRUNC);
+	int werr = errno;
+	if (fd >= 0) {
+		werr = write(fd, "X", 1) < 0 ? errno : 0;
+		close(fd);
+	}
+	check(werr != 0,
+	      "the device refuses writes on the ro share: ", strerror(werr));
+	sync();
+	check(umount("/mnt/rw") == 0 && umount("/mnt/ro") == 0,
+	      "unmount both shares", "");
+}
+
 int main(void)
 {
 	mkdir("/proc", 0755);
@@ -198,6 +290,17 @@ int main(void)
 	if (!strncmp(action, "reboot", 6)) {
 		reboot(RB_AUTOBOOT);
 		return 1;
+	}
+	if (!strncmp(action, "share", 5)) {
+		check_shares();
+		printf("GUEST-CHECK: %s\n", failures ? "FAIL" : "PASS");
+		fflush(stdout);
+		tcdrain(1);
+		sync();
+		if (failures) {
+			reboot(RB_AUTOBOOT);
+			return 1;
+		}
 	}
 	if (!strncmp(action, "check", 5)) {
 		char v[64];
