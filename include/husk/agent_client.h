@@ -26,6 +26,9 @@ struct husk_run_request {
 	uint64_t memory_limit;
 	uint32_t cpu_millis;
 	uint64_t pids_limit;
+	/* Volumes, "TYPE:SOURCE:MODE:/dest" (HUSK_TAG_MOUNT), CREATE only;
+	 * NULL-terminated, may be NULL. */
+	const char *const *mounts;
 };
 
 /* Where the process's stdio goes on the host. sig_fd is a signalfd (or

@@ -250,7 +250,9 @@ enum husk_tag {
 	                               its EXIT (126/127) follows */
 	HUSK_TAG_MOUNT = 37,        /* string [<=4200], repeated <=64:
 	                               "9p:TAG:ro|rw:/dest" (a virtio-9p share)
-	                               or "tmpfs::rw:/dest" */
+	                               or "tmpfs::rw:/dest"; an agent on the
+	                               host also takes
+	                               "bind:/path:ro|rw:/dest" */
 };
 #define HUSK_TAG_MAX          37
 #define HUSK_PROTO_MAX_MOUNTS 64

@@ -17,6 +17,8 @@
 
 #define AGENT_MAX_GROUPS 256
 
+struct agent_mount;
+
 /* What CREATE says about the container as a whole. */
 struct agent_container_cfg {
 	char id[129];          /* [A-Za-z0-9_.-], 1..128; checked by session */
@@ -27,6 +29,10 @@ struct agent_container_cfg {
 	uint64_t memory_limit; /* bytes; 0: none */
 	uint32_t cpu_millis;   /* 1000 = one CPU; 0: none */
 	uint64_t pids_limit;   /* 0: none */
+	/* MOUNT entries in the order given (volume.h); owned by the
+	 * request, valid until the first process has entered its root. */
+	const struct agent_mount *mounts;
+	size_t nmounts;
 };
 
 /* Who the process runs as. user is Docker's -u: "", "uid", "uid:gid",

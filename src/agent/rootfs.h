@@ -55,10 +55,10 @@ int rootfs_prepare(const struct agent_env *env,
  * mount private, mounts /proc, /dev (tmpfs with the usual nodes, devpts,
  * shm, mqueue), /sys read-only, /sys/fs/cgroup (cgroup2, read-only, when
  * the agent has cgroup2 there) and the STATE/ID/etc files inside root;
- * masks and write-protects Docker's list of /proc and /sys paths;
- * pivot_root(root) with the old root detached; sets the hostname; with
- * readonly_root remounts "/" read-only. A failure leaves the process half
- * set up: the caller should exit. */
+ * mounts c's volumes (volume.h); masks and write-protects Docker's list
+ * of /proc and /sys paths; pivot_root(root) with the old root detached;
+ * sets the hostname; with readonly_root remounts "/" read-only. A failure
+ * leaves the process half set up: the caller should exit. */
 int rootfs_enter(const struct agent_env *env,
                  const struct agent_container_cfg *c, const char *root,
                  struct husk_error *err);

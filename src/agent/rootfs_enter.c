@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "rootfs.h"
+#include "volume.h"
 
 struct enter {
 	int rootfd; /* the container's root, after binding it on itself */
@@ -427,10 +428,19 @@ int rootfs_pivot(const char *root, const char *spare, bool rebind_first,
 
 /* ---- rootfs_enter -------------------------------------------------------- */
 
+static int mount_volumes(struct enter *e)
+{
+	return agent_mount_volumes(e->rootfd, e->c, e->err);
+}
+
+/* Volumes come after /etc's files, so the agent never writes into one (a
+ * volume on /etc hides them, as it hides the image's), and before the
+ * masks, which stay on top of anything a volume could bring. */
 static int set_up_root(struct enter *e)
 {
 	static int (*const steps[])(struct enter *) = {
-	    mount_proc, mount_dev, mount_sys, bind_etc, protect_paths,
+	    mount_proc, mount_dev,     mount_sys,
+	    bind_etc,   mount_volumes, protect_paths,
 	};
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		int r = steps[i](e);

@@ -15,6 +15,7 @@
 #include "cgroup.h"
 #include "rootfs.h"
 #include "session_int.h"
+#include "volume.h"
 
 #define DEFAULT_SHUTDOWN_MS 10000
 #define EXEC_REPORT_MS      30000
@@ -71,12 +72,14 @@ struct request {
 	struct agent_proc_cfg proc;
 	bool open_stdin;
 	struct agent_container_cfg ct;
+	struct agent_mount *mounts; /* what ct.mounts points at */
 };
 
 static void request_free(struct request *r)
 {
 	free_strv(r->proc.argv);
 	free_strv(r->proc.env);
+	free(r->mounts);
 }
 
 /* The tags CREATE and EXEC share: the process. */
@@ -165,6 +168,30 @@ static int read_container(const struct husk_frame *f, struct request *r,
 	return rc < 0 ? rc : 0;
 }
 
+/* CREATE's volumes, checked here so that a malformed one is refused
+ * before anything is mounted. */
+static int read_mounts(const struct husk_frame *f, struct request *r,
+                       bool host_mode, struct husk_error *err)
+{
+	struct husk_str vals[HUSK_PROTO_MAX_MOUNTS];
+	int n = husk_frame_strv(f, HUSK_TAG_MOUNT, vals, HUSK_PROTO_MAX_MOUNTS,
+	                        err);
+	if (n <= 0)
+		return n;
+	r->mounts = calloc((size_t)n, sizeof(*r->mounts));
+	if (!r->mounts)
+		return husk_err(err, ENOMEM, "out of memory");
+	for (int i = 0; i < n; i++) {
+		int rc = agent_mount_parse(vals[i].ptr, vals[i].len, host_mode,
+		                           &r->mounts[i], err);
+		if (rc)
+			return rc;
+	}
+	r->ct.mounts = r->mounts;
+	r->ct.nmounts = (size_t)n;
+	return 0;
+}
+
 /* ---- processes ---- */
 
 static struct proc *new_proc(struct session *s, uint32_t stream,
@@ -242,6 +269,8 @@ static int do_create(struct session *s, const struct husk_frame *f,
 	int rc = read_proc(f, &r, err);
 	if (rc >= 0)
 		rc = read_container(f, &r, err);
+	if (rc >= 0)
+		rc = read_mounts(f, &r, s->env->host_mode, err);
 	if (rc >= 0 && session_container(s, r.ct.id))
 		rc = husk_err(err, EEXIST, "container %s exists", r.ct.id);
 	if (rc >= 0 && !(ct = free_container(s)))
@@ -262,6 +291,11 @@ static int do_create(struct session *s, const struct husk_frame *f,
 	if (rc >= 0)
 		rc = agent_spawn_init(s->env, &ct->cfg, ct->root, &r.proc, &sp,
 		                      err);
+	if (ct) {
+		/* The volumes are mounted (or not) by now; r owns them. */
+		ct->cfg.mounts = NULL;
+		ct->cfg.nmounts = 0;
+	}
 	if (rc < 0) {
 		struct husk_error ignored;
 		if (cgroup)

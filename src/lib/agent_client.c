@@ -113,6 +113,8 @@ int husk_agent_encode(struct husk_proto_enc *e, unsigned type, uint32_t stream,
 		husk_proto_enc_u32(e, HUSK_TAG_CPU_MILLIS, r->cpu_millis, err);
 	if (create && r->pids_limit)
 		husk_proto_enc_u64(e, HUSK_TAG_PIDS_LIMIT, r->pids_limit, err);
+	if (create && r->mounts)
+		husk_proto_enc_strv(e, HUSK_TAG_MOUNT, r->mounts, err);
 	return -e->error;
 }
 

@@ -122,7 +122,9 @@ static int begin(const char *id, json_object *req, const char *console,
 	if (fd < 0)
 		return fd;
 	int rc = rt_ctl_send(
-	    fd, json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN),
+	    fd,
+	    json_object_to_json_string_ext(
+	        req, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
 	    fds, 3);
 	char buf[4096];
 	ssize_t n = rc < 0 ? rc : rt_ctl_recv(fd, buf, sizeof(buf), NULL, NULL);

@@ -199,8 +199,9 @@ int rt_cmd_state(int argc, char **argv)
 		json_object_object_add(ann, "io.husk.pod",
 		                       json_object_new_string(st.sandbox));
 	json_object_object_add(o, "annotations", ann);
-	printf("%s\n",
-	       json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+	printf("%s\n", json_object_to_json_string_ext(
+	                   o, JSON_C_TO_STRING_PRETTY |
+	                          JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	return 0;
 }

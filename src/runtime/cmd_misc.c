@@ -64,7 +64,8 @@ int rt_cmd_list(int argc, char **argv)
 		closedir(d);
 	if (json) {
 		printf("%s\n", json_object_to_json_string_ext(
-		                   a, JSON_C_TO_STRING_PLAIN));
+		                   a, JSON_C_TO_STRING_PLAIN |
+		                          JSON_C_TO_STRING_NOSLASHESCAPE));
 	} else {
 		printf("%-20s %-8s %-10s %-40s %s\n", "ID", "PID", "STATUS",
 		       "BUNDLE", "CREATED");
@@ -86,6 +87,34 @@ static void no_options(int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	optind = 1;
+}
+
+/* The container's processes run in the guest; on the host they are the
+ * microVM's process, which is what `ps` (and so `docker top`) shows. The
+ * guest pids come along for those who ask for JSON. */
+static bool ps_json;
+
+static void print_ps(const char *reply)
+{
+	json_object *o = json_tokener_parse(reply), *v;
+	int vmm = o && json_object_object_get_ex(o, "vmm_pid", &v)
+	              ? json_object_get_int(v)
+	              : 0;
+	json_object_put(o);
+	if (ps_json) {
+		printf(vmm > 0 ? "[%d]\n" : "[]\n", vmm);
+		return;
+	}
+	char path[64], cmd[256] = "";
+	snprintf(path, sizeof(path), "/proc/%d/comm", vmm);
+	FILE *f = fopen(path, "re");
+	if (f && fgets(cmd, sizeof(cmd), f))
+		cmd[strcspn(cmd, "\n")] = '\0';
+	if (f)
+		fclose(f);
+	printf("PID\tCMD\n");
+	if (vmm > 0)
+		printf("%d\t%s\n", vmm, cmd);
 }
 
 static int simple_op(int argc, char **argv, const char *cmd, const char *op)
@@ -111,22 +140,14 @@ static int simple_op(int argc, char **argv, const char *cmd, const char *op)
 		rt_error("%s", err.msg);
 		return 1;
 	}
-	if (!strcmp(op, "ps")) {
-		json_object *o = json_tokener_parse(reply), *pids = NULL;
-		json_object_object_get_ex(o, "pids", &pids);
-		printf("%s\n", pids ? json_object_to_json_string_ext(
-		                          pids, JSON_C_TO_STRING_PLAIN)
-		                    : "[]");
-		json_object_put(o);
-	}
+	if (!strcmp(op, "ps"))
+		print_ps(reply);
 	return 0;
 }
 
 int rt_cmd_ps(int argc, char **argv)
 {
-	want_json(argc, argv, "ps");
-	/* The processes live in the guest; their guest pids are what we
-	 * can tell (runc's `ps --format json` prints host pids). */
+	ps_json = want_json(argc, argv, "ps");
 	return simple_op(argc, argv, "ps", "ps");
 }
 

@@ -40,9 +40,10 @@ static void log_line(const char *level, const char *msg)
 		                       json_object_new_string(level));
 		json_object_object_add(o, "msg", json_object_new_string(msg));
 		json_object_object_add(o, "time", json_object_new_string(ts));
-		n = asprintf(
-		    &line, "%s\n",
-		    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		n = asprintf(&line, "%s\n",
+		             json_object_to_json_string_ext(
+		                 o, JSON_C_TO_STRING_PLAIN |
+		                        JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
 	} else {
 		n = asprintf(&line, "time=\"%s\" level=%s msg=\"%s\"\n", ts,

@@ -126,8 +126,8 @@ int rt_state_write(const struct rt_state *st, struct husk_error *err)
 	                       json_object_new_int(st->exit_code));
 	json_object_object_add(o, "sandbox",
 	                       json_object_new_string(st->sandbox));
-	const char *text =
-	    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	const char *text = json_object_to_json_string_ext(
+	    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	int rc = 0;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,10 @@
 #define ROOT_SERIAL     "husk-root"
 #define DEFAULT_VM_MIB  256
 #define VM_MIB_HEADROOM 96
+/* How long the agent may take to answer, its boot included: generous,
+ * since a host under load (or an emulated test machine) boots slowly and
+ * a create that gives up leaves the caller nothing to retry with. */
+#define RT_AGENT_TIMEOUT_MS 300000
 
 int64_t sup_now_ms(void)
 {
@@ -106,6 +111,112 @@ int rt_open_console(const char *sock_path, unsigned rows, unsigned cols,
 	return 0;
 }
 
+/* ---- volumes: the bundle's bind and tmpfs mounts ---- */
+
+struct volumes {
+	struct husk_vm_share shares[HUSK_VM_MAX_SHARES];
+	char tags[HUSK_VM_MAX_SHARES][8];
+	size_t nshares;
+	char *mounts[HUSK_PROTO_MAX_MOUNTS + 1];
+	size_t nmounts;
+};
+
+/* What the agent sets up itself in every container (Docker's /proc,
+ * /dev, /sys, its /etc files): the bundle's versions of these are not
+ * volumes. */
+static bool agent_provides(const char *dest)
+{
+	static const char *const own[] = {"/proc",          "/dev",
+	                                  "/dev/pts",       "/dev/shm",
+	                                  "/dev/mqueue",    "/sys",
+	                                  "/sys/fs/cgroup", "/etc/hostname",
+	                                  "/etc/hosts",     "/etc/resolv.conf"};
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		if (!strcmp(dest, own[i]))
+			return true;
+	return false;
+}
+
+static int add_mount(struct volumes *v, struct husk_error *err, const char *fmt,
+                     ...) __attribute__((format(printf, 3, 4)));
+
+static int add_mount(struct volumes *v, struct husk_error *err, const char *fmt,
+                     ...)
+{
+	if (v->nmounts == HUSK_PROTO_MAX_MOUNTS)
+		return husk_err(err, E2BIG, "more than %d mounts",
+		                HUSK_PROTO_MAX_MOUNTS);
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&v->mounts[v->nmounts], fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return husk_err(err, ENOMEM, "out of memory");
+	v->nmounts++;
+	return 0;
+}
+
+/* Directories go to the guest as virtio-9p shares, one per bind mount,
+ * and the agent mounts each at its destination inside the container (a
+ * host agent binds them directly). */
+static int map_volumes(const struct rt_spec *sp, bool host_agent,
+                       struct volumes *v, struct husk_error *err)
+{
+	for (size_t i = 0; i < sp->nmounts; i++) {
+		const struct rt_mount *m = &sp->mounts[i];
+		const char *mode = m->readonly ? "ro" : "rw";
+		struct stat st;
+		int rc = 0;
+		if (!m->dest || agent_provides(m->dest))
+			continue;
+		if (m->type && !strcmp(m->type, "tmpfs")) {
+			rc = add_mount(v, err, "tmpfs::rw:%s", m->dest);
+		} else if (m->bind && m->source) {
+			if (stat(m->source, &st) < 0)
+				return husk_err_errno(err, errno,
+				                      "bind mount source %s",
+				                      m->source);
+			if (host_agent) {
+				rc = add_mount(v, err, "bind:%s:%s:%s",
+				               m->source, mode, m->dest);
+			} else if (!S_ISDIR(st.st_mode)) {
+				rt_debug("bind mount of file %s skipped: only "
+				         "directories can be shared with the "
+				         "VM",
+				         m->source);
+			} else if (v->nshares == HUSK_VM_MAX_SHARES) {
+				return husk_err(err, E2BIG,
+				                "more than %d bind-mounted "
+				                "directories",
+				                HUSK_VM_MAX_SHARES);
+			} else {
+				size_t k = v->nshares++;
+				snprintf(v->tags[k], sizeof(v->tags[k]),
+				         "vol%zu", k);
+				v->shares[k] = (struct husk_vm_share){
+				    .tag = v->tags[k],
+				    .path = m->source,
+				    .readonly = m->readonly};
+				rc = add_mount(v, err, "9p:%s:%s:%s",
+				               v->tags[k], mode, m->dest);
+			}
+		} else {
+			rt_debug("mount of type %s at %s skipped",
+			         m->type ? m->type : "?", m->dest);
+		}
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static void volumes_free(struct volumes *v)
+{
+	for (size_t i = 0; i < v->nmounts; i++)
+		free(v->mounts[i]);
+	v->nmounts = 0;
+}
+
 /* ---- the VM ---- */
 
 static unsigned vm_memory_mib(uint64_t limit)
@@ -165,7 +276,8 @@ static int start_host_agent(struct sup *s, const char *agent,
 	return 0;
 }
 
-static int start_vm(struct sup *s, const char *disk, struct husk_error *err)
+static int start_vm(struct sup *s, const char *disk, const struct volumes *vols,
+                    struct husk_error *err)
 {
 	enum husk_vmm want = HUSK_VMM_AUTO, got;
 	bool qemu_kvm = false;
@@ -197,6 +309,10 @@ static int start_vm(struct sup *s, const char *disk, struct husk_error *err)
 	    .run_dir = s->dir,
 	    .husk_vmm_path = vmm,
 	    .debug = rt_g.debug,
+	    /* outbound network, as Docker's default bridge gives */
+	    .net = HUSK_VM_NET_USER,
+	    .shares = vols->shares,
+	    .nshares = vols->nshares,
 	};
 	if (husk_vm_start(&cfg, &s->vm, err) < 0)
 		return -err->code;
@@ -236,17 +352,22 @@ static int create_container(struct sup *s, int in, int out, int errfd,
 {
 	const struct rt_spec *sp = &s->c->spec;
 	const char *agent = getenv("HUSK_RUNTIME_AGENT");
+	bool host = agent && agent[0];
 	char disk[PATH_MAX] = "";
-	int rc;
-	if (agent && agent[0])
+	struct volumes vols = {0};
+	int rc = map_volumes(sp, host, &vols, err);
+	if (rc >= 0 && host)
 		rc = start_host_agent(s, agent, err);
-	else if ((rc = husk_rootfs_disk(sp->root, cache_dir(), disk,
-	                                sizeof(disk), err)) >= 0)
-		rc = start_vm(s, disk, err);
-	if (rc < 0)
+	else if (rc >= 0 && (rc = husk_rootfs_disk(sp->root, cache_dir(), disk,
+	                                           sizeof(disk), err)) >= 0)
+		rc = start_vm(s, disk, &vols, err);
+	if (rc < 0) {
+		volumes_free(&vols);
 		return rc;
+	}
 	s->st.vmm_pid = s->vm.pid;
-	if ((rc = husk_mux_init(&s->mux, s->vm.agent_fd, 0, err)) < 0)
+	if ((rc = husk_mux_init(&s->mux, s->vm.agent_fd, RT_AGENT_TIMEOUT_MS,
+	                        err)) < 0)
 		return rc;
 	s->mux_ready = true;
 	char user[32];
@@ -267,8 +388,10 @@ static int create_container(struct sup *s, int in, int out, int errfd,
 	    .memory_limit = sp->memory_limit,
 	    .cpu_millis = sp->cpu_millis,
 	    .pids_limit = sp->pids_limit,
+	    .mounts = (const char *const *)vols.mounts,
 	};
 	rc = husk_mux_create(&s->mux, &req, in, out, errfd, err);
+	volumes_free(&vols);
 	if (rc < 0)
 		return rc;
 	s->init_stream = (uint32_t)rc;
@@ -364,12 +487,28 @@ static int supervisor_main(struct sup *s, int ready)
 	return sup_loop(s);
 }
 
+/* mkdir -p, as runc makes its --root */
+static int mkdir_parents(const char *path)
+{
+	char buf[PATH_MAX];
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0711) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(buf, 0711) < 0 && errno != EEXIST ? -1 : 0;
+}
+
 int rt_supervise(struct rt_create *c, pid_t *pid, struct husk_error *err)
 {
 	char dir[PATH_MAX];
 	if (rt_state_dir(c->id, dir, sizeof(dir), err) < 0)
 		return -err->code;
-	if (mkdir(rt_g.root, 0711) < 0 && errno != EEXIST)
+	if (mkdir_parents(rt_g.root) < 0)
 		return husk_err_errno(err, errno, "--root %s", rt_g.root);
 	if (mkdir(dir, 0700) < 0)
 		return errno == EEXIST

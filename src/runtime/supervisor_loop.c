@@ -21,9 +21,11 @@
 
 static void reply(int fd, json_object *o)
 {
-	rt_ctl_send(fd,
-	            json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
-	            NULL, 0);
+	rt_ctl_send(
+	    fd,
+	    json_object_to_json_string_ext(
+	        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+	    NULL, 0);
 	json_object_put(o);
 }
 

@@ -21,14 +21,17 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <linux/magic.h>
 
 #include "../../src/agent/rootfs.h"
+#include "../../src/agent/volume.h"
 
 struct world {
 	char tmp[64];
@@ -39,6 +42,7 @@ struct world {
 	const char *lower_fs; /* the filesystem type lower/ should have */
 	struct agent_env env;
 	struct agent_container_cfg cfg;
+	struct agent_mount mounts[4]; /* cfg.mounts, added by add_mount */
 	/* What run() does in its child, and, for the usual flow, what the
 	 * container's first process checks and what the agent checks after
 	 * it ended. */
@@ -748,6 +752,272 @@ static void release_of_unknown_is_fine(void **state)
 	assert_int_equal(rootfs_release(&w->env, "never", &e), 0);
 }
 
+/* ---- volumes ------------------------------------------------------------- */
+
+/* Appends a MOUNT entry, as the session would parse it on a host agent. */
+static void add_mount(struct world *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void add_mount(struct world *w, const char *fmt, ...)
+{
+	char spec[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(spec, sizeof(spec), fmt, ap);
+	va_end(ap);
+	assert_true(w->cfg.nmounts < sizeof(w->mounts) / sizeof(w->mounts[0]));
+	struct husk_error e = {0};
+	int r = agent_mount_parse(spec, strlen(spec), true,
+	                          &w->mounts[w->cfg.nmounts], &e);
+	if (r)
+		fail_msg("agent_mount_parse '%s': %d %s", spec, r, e.msg);
+	w->cfg.mounts = w->mounts;
+	w->cfg.nmounts++;
+}
+
+/* A host directory tmp/NAME holding one file, FILE, with text. */
+static void host_dir(struct world *w, const char *name, const char *file,
+                     const char *text)
+{
+	char path[PATH_MAX];
+	sub(path, sizeof(path), w->tmp, name);
+	assert_int_equal(mkdir(path, 0755), 0);
+	sub(path, sizeof(path), w->tmp, name);
+	strncat(path, "/", sizeof(path) - strlen(path) - 1);
+	strncat(path, file, sizeof(path) - strlen(path) - 1);
+	write_text(path, text);
+}
+
+static void check_write(const char *path, int want_errno)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	int e = errno;
+	bool wrote = fd >= 0 && write(fd, "written\n", 8) == 8;
+	if (fd >= 0)
+		close(fd);
+	if (want_errno)
+		CHECK(fd < 0 && e == want_errno,
+		      "writing %s: fd %d errno %d, want errno %d", path, fd, e,
+		      want_errno);
+	else
+		CHECK(wrote, "cannot write %s: errno %d", path, e);
+}
+
+static void in_bind_rw_container(struct world *w)
+{
+	if (enter(w) != 0)
+		return;
+	check_file_is("/data/deep/in", "host\n");
+	check_write("/data/deep/out", 0);
+	check_file_is("/marker", "image\n");
+}
+
+static void host_sees_the_write(struct world *w)
+{
+	char path[PATH_MAX];
+	sub(path, sizeof(path), w->tmp, "vol/out");
+	check_file_is(path, "written\n");
+	/* The mount point was made in the writable layer, not the image. */
+	sub(path, sizeof(path), w->state, "c1/rw/upper/data/deep");
+	struct stat st;
+	CHECK(stat(path, &st) == 0 && S_ISDIR(st.st_mode),
+	      "no mount point %s in the upper layer", path);
+	sub(path, sizeof(path), w->src, "data");
+	CHECK(access(path, F_OK) != 0, "the image got %s", path);
+}
+
+static void bind_rw_volume(void **state)
+{
+	struct world *w = *state;
+	host_dir(w, "vol", "in", "host\n");
+	add_mount(w, "bind:%s/vol:rw:/data//deep/", w->tmp);
+	run(w, in_bind_rw_container, host_sees_the_write);
+}
+
+static void in_bind_ro_container(struct world *w)
+{
+	if (enter(w) != 0)
+		return;
+	check_file_is("/data/in", "host\n");
+	check_write("/data/out", EROFS);
+	struct statvfs sv;
+	CHECK(statvfs("/data", &sv) == 0 && (sv.f_flag & ST_RDONLY),
+	      "/data is not read-only");
+	/* The read-only remount hit the volume, not the root under it. */
+	check_write("/newfile", 0);
+	check_file_is("/etc/app.conf", "key=value\n");
+	check_write("/etc/app.conf", EROFS);
+}
+
+static void host_dir_untouched(struct world *w)
+{
+	char path[PATH_MAX];
+	sub(path, sizeof(path), w->tmp, "vol/out");
+	CHECK(access(path, F_OK) != 0, "%s was written", path);
+	sub(path, sizeof(path), w->tmp, "app.conf");
+	check_file_is(path, "key=value\n");
+}
+
+static void bind_ro_volume_and_file(void **state)
+{
+	struct world *w = *state;
+	char path[PATH_MAX];
+	host_dir(w, "vol", "in", "host\n");
+	sub(path, sizeof(path), w->tmp, "app.conf");
+	write_text(path, "key=value\n");
+	add_mount(w, "bind:%s/vol:ro:/data", w->tmp);
+	/* A file: the mount point is made as an empty file. */
+	add_mount(w, "bind:%s:ro:/etc/app.conf", path);
+	run(w, in_bind_ro_container, host_dir_untouched);
+}
+
+static void check_tmpfs(const char *dir)
+{
+	struct statfs fs;
+	struct stat st;
+	CHECK(statfs(dir, &fs) == 0 && fs.f_type == TMPFS_MAGIC,
+	      "%s is not a tmpfs", dir);
+	CHECK(stat(dir, &st) == 0 && (st.st_mode & 07777) == 01777,
+	      "%s is not 1777 (%o)", dir, (unsigned)st.st_mode);
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/file", dir);
+	check_write(path, 0);
+}
+
+static void in_tmpfs_container(struct world *w)
+{
+	if (enter(w) != 0)
+		return;
+	check_tmpfs("/tmp");
+	check_tmpfs("/scratch/a:b");
+}
+
+static void tmpfs_took_the_writes(struct world *w)
+{
+	char path[PATH_MAX];
+	sub(path, sizeof(path), w->state, "c1/rw/upper/scratch/a:b");
+	struct stat st;
+	CHECK(stat(path, &st) == 0 && S_ISDIR(st.st_mode),
+	      "no mount point %s in the upper layer", path);
+	sub(path, sizeof(path), w->state, "c1/rw/upper/scratch/a:b/file");
+	CHECK(access(path, F_OK) != 0, "%s reached the upper layer", path);
+}
+
+static void tmpfs_volumes(void **state)
+{
+	struct world *w = *state;
+	add_mount(w, "tmpfs::rw:/tmp"); /* in the image */
+	/* Made; and ':' belongs to the destination. */
+	add_mount(w, "tmpfs::rw:/scratch/./a:b");
+	run(w, in_tmpfs_container, tmpfs_took_the_writes);
+}
+
+static void in_readonly_volume_container(struct world *w)
+{
+	if (enter(w) != 0)
+		return;
+	check_tmpfs("/tmp");
+	check_write("/newfile", EROFS);
+}
+
+static void in_readonly_missing_point_container(struct world *w)
+{
+	struct husk_error e = {0};
+	int r = rootfs_enter(&w->env, &w->cfg, w->root, &e);
+	CHECK(r == -EROFS && strstr(e.msg, "mount tmpfs at /nope"),
+	      "a volume on a missing dir of a read-only root: %d '%s'", r,
+	      e.msg);
+}
+
+static void volumes_on_a_readonly_root(void **state)
+{
+	struct world *w = *state;
+	w->cfg.readonly_root = true;
+	add_mount(w, "tmpfs::rw:/tmp");
+	run(w, in_readonly_volume_container, NULL);
+	add_mount(w, "tmpfs::rw:/nope");
+	run(w, in_readonly_missing_point_container, NULL);
+}
+
+static void in_symlinked_dest_container(struct world *w)
+{
+	if (enter(w) != 0)
+		return;
+	/* /data -> /etc: the volume is on the container's /etc... */
+	check_file_is("/etc/mark", "one\n");
+	/* ...and ../../../../tmp stops at the root: the container's /tmp. */
+	check_file_is("/tmp/mark", "two\n");
+	struct stat st;
+	CHECK(lstat("/data", &st) == 0 && S_ISLNK(st.st_mode),
+	      "/data is no longer a symlink");
+	CHECK(lstat("/up", &st) == 0 && S_ISLNK(st.st_mode),
+	      "/up is no longer a symlink");
+	/* The rest of /etc is covered, the files husk binds included. */
+	CHECK(access("/etc/hostname", F_OK) != 0, "/etc is not covered");
+}
+
+/* The image's symlinks at a destination resolve inside its root; a naive
+ * mount(2) on ROOT/data would follow them onto the agent's /etc and /tmp,
+ * where the container would not see the volumes. */
+static void symlinked_destinations_stay_inside(void **state)
+{
+	struct world *w = *state;
+	char path[PATH_MAX];
+	host_dir(w, "vol1", "mark", "one\n");
+	host_dir(w, "vol2", "mark", "two\n");
+	sub(path, sizeof(path), w->src, "data");
+	assert_int_equal(symlink("/etc", path), 0);
+	sub(path, sizeof(path), w->src, "up");
+	assert_int_equal(symlink("../../../../tmp", path), 0);
+	add_mount(w, "bind:%s/vol1:ro:/data", w->tmp);
+	add_mount(w, "bind:%s/vol2:rw:/up", w->tmp);
+	run(w, in_symlinked_dest_container, NULL);
+}
+
+static void in_dangling_dest_container(struct world *w)
+{
+	struct husk_error e = {0};
+	int r = rootfs_enter(&w->env, &w->cfg, w->root, &e);
+	CHECK(r == -ENOENT && strstr(e.msg, "mount tmpfs at /away"),
+	      "a volume on a link to a host directory: %d '%s'", r, e.msg);
+}
+
+static void victim_dir_untouched(struct world *w)
+{
+	char path[PATH_MAX];
+	sub(path, sizeof(path), w->tmp, "victim/mark");
+	check_file_is(path, "victim\n");
+}
+
+/* A link to a host directory that does not exist inside the root is
+ * dangling there: refused, never followed out and never created. */
+static void dangling_symlinked_destination_is_refused(void **state)
+{
+	struct world *w = *state;
+	char path[PATH_MAX], target[PATH_MAX];
+	host_dir(w, "victim", "mark", "victim\n");
+	sub(path, sizeof(path), w->src, "away");
+	sub(target, sizeof(target), w->tmp, "victim");
+	assert_int_equal(symlink(target, path), 0);
+	add_mount(w, "tmpfs::rw:/away");
+	run(w, in_dangling_dest_container, victim_dir_untouched);
+}
+
+static void in_9p_container(struct world *w)
+{
+	struct husk_error e = {0};
+	int r = rootfs_enter(&w->env, &w->cfg, w->root, &e);
+	/* No virtio-9p share here: ENOENT, or ENODEV without 9p. */
+	CHECK(r < 0 && strncmp(e.msg, "mount 9p:husk-none at /data: ", 29) == 0,
+	      "a missing 9p share: %d '%s'", r, e.msg);
+}
+
+static void missing_9p_share_is_named(void **state)
+{
+	struct world *w = *state;
+	add_mount(w, "9p:husk-none:ro:/data");
+	run(w, in_9p_container, NULL);
+}
+
 /* ---- rootfs_find_device -------------------------------------------------- */
 
 static void find_device_by_path(void **state)
@@ -842,6 +1112,13 @@ int main(void)
 	    T(prepare_failure_leaves_nothing),
 	    T(bad_ids_are_refused),
 	    T(release_of_unknown_is_fine),
+	    T(bind_rw_volume),
+	    T(bind_ro_volume_and_file),
+	    T(tmpfs_volumes),
+	    T(volumes_on_a_readonly_root),
+	    T(symlinked_destinations_stay_inside),
+	    T(dangling_symlinked_destination_is_refused),
+	    T(missing_9p_share_is_named),
 	    cmocka_unit_test(find_device_by_path),
 	    T(find_device_by_serial),
 	};

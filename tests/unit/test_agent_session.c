@@ -14,16 +14,22 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "scratch.h"
+
 #include "../../src/agent/process.h"
 #include "../../src/agent/session.h"
+#include "../../src/agent/volume.h"
 #include "husk/agent_client.h"
 #include "husk/proto.h"
 
@@ -252,6 +258,359 @@ static void host_going_away_ends_the_agent(void **state)
 	husk_proto_enc_free(&e);
 }
 
+/* ---- volumes: MOUNT entries ---- */
+
+static void create_with_mounts(struct husk_proto_enc *e,
+                               const char *const *mounts)
+{
+	struct husk_error err;
+	const char *argv[] = {"sh", NULL};
+	husk_proto_enc_begin(e, HUSK_FRAME_CREATE, 0, 7, &err);
+	husk_proto_enc_str(e, HUSK_TAG_CONTAINER_ID, "c1", &err);
+	husk_proto_enc_str(e, HUSK_TAG_ROOT_DEVICE, "/", &err);
+	husk_proto_enc_strv(e, HUSK_TAG_ARGV, argv, &err);
+	husk_proto_enc_strv(e, HUSK_TAG_MOUNT, mounts, &err);
+}
+
+/* The agent's answer to a CREATE: its errno, message into msg. */
+static uint32_t create_error(struct peer *p, char *msg, size_t cap)
+{
+	struct husk_error err;
+	struct husk_frame f = next_frame(p);
+	assert_int_equal(f.type, HUSK_FRAME_ERROR);
+	assert_int_equal(f.stream, 7);
+	uint32_t code = 0, req = 0;
+	assert_int_equal(husk_frame_u32(&f, HUSK_TAG_REQUEST, &req, &err), 1);
+	assert_int_equal(req, HUSK_FRAME_CREATE);
+	assert_int_equal(husk_frame_u32(&f, HUSK_TAG_ERRNO, &code, &err), 1);
+	assert_true(husk_frame_str_buf(&f, HUSK_TAG_MESSAGE, msg, cap, &err) >=
+	            0);
+	return code;
+}
+
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* A CREATE the encoder would refuse: one MOUNT beyond the limit, added
+ * by hand after a frame the encoder accepted. */
+static void send_65_mounts(struct peer *p, struct husk_proto_enc *e)
+{
+	const char *mounts[HUSK_PROTO_MAX_MOUNTS + 1];
+	for (int i = 0; i < HUSK_PROTO_MAX_MOUNTS; i++)
+		mounts[i] = "tmpfs::rw:/t";
+	mounts[HUSK_PROTO_MAX_MOUNTS] = NULL;
+	struct husk_error err;
+	create_with_mounts(e, mounts);
+	assert_int_equal(husk_proto_enc_end(e, &err), 0);
+	static const char extra[] = "tmpfs::rw:/t";
+	size_t n = sizeof(extra) - 1, len = e->len + 6 + n;
+	uint8_t *buf = malloc(len);
+	assert_non_null(buf);
+	memcpy(buf, e->buf, e->len);
+	put_le(buf + e->len, HUSK_TAG_MOUNT, 2);
+	put_le(buf + e->len + 2, n, 4);
+	memcpy(buf + e->len + 6, extra, n);
+	put_le(buf, len - HUSK_PROTO_HDR_SIZE, 4);
+	send_raw(p, buf, len);
+	free(buf);
+	husk_proto_enc_reset(e);
+}
+
+/* A guest agent (not host mode) refuses malformed volumes, and bind:, by
+ * name before it mounts anything, and goes on; 65 volumes break the
+ * protocol. */
+static void malformed_mounts_are_refused_by_the_agent(void **state)
+{
+	static const struct {
+		const char *mount, *why;
+	} bad[] = {
+	    {"9p:vol0:ro", "want TYPE:SOURCE:MODE:/DEST"},
+	    {"nfs:vol0:ro:/data", "unknown type"},
+	    {"9p:../x:ro:/data", "9p tag"},
+	    {"9p:vol0:rx:/data", "ro or rw"},
+	    {"9p:vol0:ro:data", "not absolute"},
+	    {"9p:vol0:ro:/data/../../etc", "'..'"},
+	    {"tmpfs::rw://", "'/'"},
+	    {"tmpfs::rw:/proc/sys", "/proc or /sys"},
+	    {"bind:/etc:rw:/data", "only for the agent on the host"},
+	};
+	struct peer p;
+	struct husk_proto_enc e;
+	struct husk_error err;
+	char msg[1025];
+	start_agent(&p);
+	husk_proto_enc_init_alloc(&e, HUSK_SIDE_HOST);
+	hello(&p, &e);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		/* A good one first: the bad one is named, wherever it is. */
+		const char *mounts[] = {"tmpfs::rw:/tmp", bad[i].mount, NULL};
+		create_with_mounts(&e, mounts);
+		assert_int_equal(husk_proto_enc_end(&e, &err), 0);
+		send_enc(&p, &e);
+		assert_int_equal(create_error(&p, msg, sizeof(msg)), EINVAL);
+		char want[128];
+		snprintf(want, sizeof(want), "MOUNT '%s': ", bad[i].mount);
+		if (!strstr(msg, want) || !strstr(msg, bad[i].why))
+			fail_msg("for '%s' the agent said '%s'", bad[i].mount,
+			         msg);
+	}
+	/* Well-formed ones pass the checks; the CREATE then fails on the
+	 * test's state directory, not on them. */
+	const char *good[] = {"9p:vol0:ro:/data", "tmpfs::rw:/a:b", NULL};
+	create_with_mounts(&e, good);
+	assert_int_equal(husk_proto_enc_end(&e, &err), 0);
+	send_enc(&p, &e);
+	create_error(&p, msg, sizeof(msg));
+	assert_null(strstr(msg, "MOUNT"));
+	send_65_mounts(&p, &e);
+	expect_fatal_error(&p, EMSGSIZE);
+	husk_proto_enc_free(&e);
+}
+
+static void mount_parses(const char *s, bool host_mode, struct agent_mount *m)
+{
+	struct husk_error err = {0};
+	int r = agent_mount_parse(s, strlen(s), host_mode, m, &err);
+	if (r)
+		fail_msg("'%s': %d %s", s, r, err.msg);
+}
+
+static void mount_fails(const char *s, size_t len, bool host_mode,
+                        const char *why)
+{
+	struct agent_mount m;
+	struct husk_error err = {0};
+	int r = agent_mount_parse(s, len, host_mode, &m, &err);
+	if (r != -EINVAL || !strstr(err.msg, why))
+		fail_msg("'%.60s': %d '%s', want EINVAL '%s'", s, r, err.msg,
+		         why);
+}
+
+static void mount_strings_are_split_and_normalised(void **state)
+{
+	struct agent_mount m;
+	char desc[256];
+	mount_parses("9p:vol_0-A:ro:/data", false, &m);
+	assert_int_equal(m.type, AGENT_MOUNT_9P);
+	assert_string_equal(m.source, "vol_0-A");
+	assert_true(m.readonly);
+	assert_string_equal(m.dest, "data");
+	agent_mount_describe(&m, desc, sizeof(desc));
+	assert_string_equal(desc, "9p:vol_0-A at /data");
+	mount_parses("tmpfs::rw://a//./b/c:d:/", false, &m);
+	assert_int_equal(m.type, AGENT_MOUNT_TMPFS);
+	assert_false(m.readonly);
+	assert_string_equal(m.source, "");
+	assert_string_equal(m.dest, "a/b/c:d:");
+	agent_mount_describe(&m, desc, sizeof(desc));
+	assert_string_equal(desc, "tmpfs at /a/b/c:d:");
+	mount_parses("bind:/srv/x:rw:/procfs/sysx", true, &m);
+	assert_int_equal(m.type, AGENT_MOUNT_BIND);
+	assert_string_equal(m.source, "/srv/x");
+	assert_string_equal(m.dest, "procfs/sysx");
+	mount_parses("9p:1234567890123456789012345678901:rw:/x", false, &m);
+}
+
+static void malformed_mount_strings_are_refused(void **state)
+{
+	static const struct {
+		const char *s;
+		const char *why;
+	} bad[] = {
+	    {"", "want TYPE"},
+	    {"tmpfs:", "want TYPE"},
+	    {"tmpfs::rw", "want TYPE"},
+	    {"9P:v:rw:/x", "unknown type"},
+	    {":v:rw:/x", "unknown type"},
+	    {"9p::rw:/x", "9p tag"},
+	    {"9p:a b:rw:/x", "9p tag"},
+	    {"9p:12345678901234567890123456789012:rw:/x", "9p tag"},
+	    {"tmpfs:x:rw:/x", "no source"},
+	    {"9p:v::/x", "ro or rw"},
+	    {"9p:v:RO:/x", "ro or rw"},
+	    {"9p:v:rwx:/x", "ro or rw"},
+	    {"9p:v:ro:", "not absolute"},
+	    {"9p:v:ro:x/y", "not absolute"},
+	    {"9p:v:ro:/", "'/'"},
+	    {"9p:v:ro:/././/", "'/'"},
+	    {"9p:v:ro:/..", "'..'"},
+	    {"9p:v:ro:/a/../b", "'..'"},
+	    {"9p:v:ro:/a/..", "'..'"},
+	    {"9p:v:ro:/proc", "/proc or /sys"},
+	    {"9p:v:ro://sys/kernel", "/proc or /sys"},
+	    {"bind:/srv:rw:/x", "only for the agent on the host"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		mount_fails(bad[i].s, strlen(bad[i].s), false, bad[i].why);
+	mount_fails("bind:srv:rw:/x", 14, true, "not absolute");
+	mount_fails("bind::rw:/x", 11, true, "not absolute");
+	mount_fails("tmpfs::rw:/a\0b", 14, false, "NUL");
+	static char big[4400];
+	/* A name longer than NAME_MAX, a path longer than PATH_MAX, and a
+	 * value longer than the protocol allows. */
+	snprintf(big, sizeof(big), "tmpfs::rw:/%0256d", 0);
+	mount_fails(big, strlen(big), false, "too long");
+	int n = snprintf(big, sizeof(big), "tmpfs::rw:");
+	for (int i = 0; i < 20; i++)
+		n += snprintf(big + n, sizeof(big) - (size_t)n, "/%0200d", i);
+	snprintf(big + n, sizeof(big) - (size_t)n, "/%0100d", 0);
+	mount_fails(big, strlen(big), false, "too long");
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "tmpfs::rw:/", 11);
+	mount_fails(big, 4201, false, "too long");
+}
+
+/* husk_agent_encode: one MOUNT per entry, in order, on CREATE only; the
+ * codec refuses a 65th. */
+static void encoder_carries_mounts_up_to_the_limit(void **state)
+{
+	const char *argv[] = {"sh", NULL};
+	const char *mounts[HUSK_PROTO_MAX_MOUNTS + 2];
+	char names[HUSK_PROTO_MAX_MOUNTS + 1][32];
+	for (int i = 0; i <= HUSK_PROTO_MAX_MOUNTS; i++) {
+		snprintf(names[i], sizeof(names[i]), "tmpfs::rw:/v%d", i);
+		mounts[i] = names[i];
+	}
+	mounts[HUSK_PROTO_MAX_MOUNTS] = NULL;
+	struct husk_run_request req = {.container_id = "c",
+	                               .root_device = "serial:r",
+	                               .argv = argv,
+	                               .mounts = mounts};
+	struct husk_proto_enc e;
+	struct husk_error err;
+	husk_proto_enc_init_alloc(&e, HUSK_SIDE_HOST);
+	assert_int_equal(
+	    husk_agent_encode(&e, HUSK_FRAME_CREATE, 1, &req, &err), 0);
+	assert_int_equal(husk_proto_enc_end(&e, &err), 0);
+	struct husk_frame f = {.type = HUSK_FRAME_CREATE,
+	                       .stream = 1,
+	                       .len = (uint32_t)(e.len - HUSK_PROTO_HDR_SIZE),
+	                       .payload = e.buf + HUSK_PROTO_HDR_SIZE};
+	struct husk_str got[HUSK_PROTO_MAX_MOUNTS];
+	assert_int_equal(husk_frame_strv(&f, HUSK_TAG_MOUNT, got,
+	                                 HUSK_PROTO_MAX_MOUNTS, &err),
+	                 HUSK_PROTO_MAX_MOUNTS);
+	for (int i = 0; i < HUSK_PROTO_MAX_MOUNTS; i++) {
+		assert_int_equal(got[i].len, strlen(names[i]));
+		assert_memory_equal(got[i].ptr, names[i], got[i].len);
+	}
+	/* EXEC has no volumes. */
+	husk_proto_enc_reset(&e);
+	husk_agent_encode(&e, HUSK_FRAME_EXEC, 1, &req, &err);
+	assert_int_equal(husk_proto_enc_end(&e, &err), 0);
+	f.type = HUSK_FRAME_EXEC;
+	f.len = (uint32_t)(e.len - HUSK_PROTO_HDR_SIZE);
+	f.payload = e.buf + HUSK_PROTO_HDR_SIZE;
+	assert_int_equal(husk_frame_strv(&f, HUSK_TAG_MOUNT, got,
+	                                 HUSK_PROTO_MAX_MOUNTS, &err),
+	                 0);
+	/* 65 */
+	husk_proto_enc_reset(&e);
+	mounts[HUSK_PROTO_MAX_MOUNTS] = names[HUSK_PROTO_MAX_MOUNTS];
+	mounts[HUSK_PROTO_MAX_MOUNTS + 1] = NULL;
+	husk_agent_encode(&e, HUSK_FRAME_CREATE, 1, &req, &err);
+	assert_true(husk_proto_enc_end(&e, &err) < 0);
+	assert_non_null(strstr(err.msg, "MOUNT"));
+	assert_int_equal(e.len, 0);
+	husk_proto_enc_free(&e);
+}
+
+/* The whole way on the host: husk_agent_run's CREATE carries the
+ * volumes, a host-mode agent mounts them, and a busybox shell in the
+ * container uses them. */
+static void volume_root(const struct scratch *s)
+{
+	static const char *const dirs[] = {"root",      "root/bin", "root/etc",
+	                                   "root/proc", "root/dev", "root/sys",
+	                                   "root/tmp",  "rw",       "ro"};
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+		assert_int_equal(mkdir(at(s, dirs[i]), 0755), 0);
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "cp /bin/busybox %s", at(s, "root/bin"));
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(symlink("busybox", at(s, "root/bin/sh")), 0);
+	/* A hostile image: /link points at the container's /etc. */
+	assert_int_equal(symlink("/etc", at(s, "root/link")), 0);
+	write_file(at(s, "ro/in"), "host\n", 0644);
+}
+
+static pid_t start_host_agent(const struct scratch *s, int fd)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid)
+		return pid;
+	/* What husk-agent --fd does first: containers' mounts stay in a
+	 * namespace of the agent's own. */
+	struct husk_error e;
+	if (unshare(CLONE_NEWNS) != 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    agent_spawn_init_self(&e) < 0)
+		_exit(2);
+	struct agent_env env = {.host_mode = true, .state_dir = at(s, "state")};
+	_exit(agent_serve(&env, fd, &e) == 0 ? 0 : 1);
+}
+
+static void host_agent_mounts_volumes(void **state)
+{
+	struct scratch *s = *state;
+	if (geteuid() != 0 || access("/bin/busybox", X_OK) != 0)
+		skip();
+	volume_root(s);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+	                 0);
+	pid_t agent = start_host_agent(s, sv[0]);
+	close(sv[0]);
+	char rw[128], ro[128];
+	snprintf(rw, sizeof(rw), "bind:%s:rw:/data", at(s, "rw"));
+	snprintf(ro, sizeof(ro), "bind:%s:ro:/link/ro", at(s, "ro"));
+	const char *mounts[] = {rw, ro, "tmpfs::rw:/scratch", NULL};
+	const char *argv[] = {
+	    "/bin/sh", "-c",
+	    "echo vol > /data/out || exit 3;"
+	    "read l < /etc/ro/in && [ \"$l\" = host ] || exit 4;"
+	    "(echo x > /etc/ro/x) 2>/dev/null && exit 5;"
+	    "echo t > /scratch/t && read l < /scratch/t && [ $l = t ] || exit "
+	    "6",
+	    NULL};
+	struct husk_run_request req = {.container_id = "vol",
+	                               .root_device = at(s, "root"),
+	                               .argv = argv,
+	                               .mounts = mounts};
+	int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	struct husk_run_io io = {.in_fd = -1,
+	                         .out_fd = devnull,
+	                         .err_fd = 2,
+	                         .sig_fd = -1,
+	                         .tty_fd = -1};
+	struct husk_run_result res = {0};
+	struct husk_error err = {0};
+	int rc = husk_agent_run(sv[1], &req, &io, 20000, &res, &err);
+	close(sv[1]);
+	close(devnull);
+	int st;
+	assert_int_equal(waitpid(agent, &st, 0), agent);
+	if (rc != 0)
+		fail_msg("husk_agent_run: %d %s", rc, err.msg);
+	assert_int_equal(res.exit_code, 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	int fd = open(at(s, "rw/out"), O_RDONLY | O_CLOEXEC);
+	char buf[16] = "";
+	assert_true(fd >= 0 && read(fd, buf, sizeof(buf) - 1) == 4);
+	close(fd);
+	assert_string_equal(buf, "vol\n");
+	assert_int_equal(access(at(s, "ro/x"), F_OK), -1);
+}
+
+static int volume_setup(void **state)
+{
+	return scratch_setup(state, "husk-vol");
+}
+
 /* ---- the client against a hostile agent ---- */
 
 struct feed {
@@ -391,6 +750,12 @@ int main(void)
 	    cmocka_unit_test(
 	        bad_requests_are_answered_and_the_session_survives),
 	    cmocka_unit_test(host_going_away_ends_the_agent),
+	    cmocka_unit_test(malformed_mounts_are_refused_by_the_agent),
+	    cmocka_unit_test(mount_strings_are_split_and_normalised),
+	    cmocka_unit_test(malformed_mount_strings_are_refused),
+	    cmocka_unit_test(encoder_carries_mounts_up_to_the_limit),
+	    cmocka_unit_test_setup_teardown(host_agent_mounts_volumes,
+	                                    volume_setup, scratch_teardown),
 	    cmocka_unit_test(client_refuses_output_beyond_credit),
 	    cmocka_unit_test(client_refuses_a_second_exit),
 	    cmocka_unit_test(client_reports_an_agent_that_vanishes),
