@@ -16,6 +16,8 @@ packages=(
 	# tests: a real registry, a real dockerd, htpasswd for registry auth
 	bats libcmocka-dev util-linux procps socat
 	docker-registry docker.io apache2-utils zstd curl
+	# the runtime under podman (tests/runtime/docker-checks.sh)
+	podman
 	# benchmarks: the peers husk is compared with
 	runc skopeo umoci
 )
