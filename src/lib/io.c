@@ -16,8 +16,8 @@ int husk_write_all(int fd, const void *buf, size_t n)
 		 * shared with a reader that wants it so (a terminal used as
 		 * stdin and stdout): wait until it takes more. */
 		if (w < 0 && errno == EAGAIN) {
-			struct pollfd p = {fd, POLLOUT, 0};
-			if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			struct pollfd pf = {fd, POLLOUT, 0};
+			if (poll(&pf, 1, -1) < 0 && errno != EINTR)
 				return -errno;
 			continue;
 		}
