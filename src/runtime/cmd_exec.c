@@ -243,12 +243,9 @@ static int run_exec(const char *id, json_object *req, const struct exec_opts *o)
 	}
 	close(p[1]);
 	char msg[600];
-	ssize_t n, got = 0;
-	while ((n = read(p[0], msg + got, sizeof(msg) - 1 - (size_t)got)) > 0)
-		got += n;
+	bool ready = rt_read_ready(p[0], msg, sizeof(msg));
 	close(p[0]);
-	msg[got > 0 ? got : 0] = '\0';
-	if (strcmp(msg, "OK") != 0) {
+	if (!ready) {
 		waitpid(pid, NULL, 0);
 		rt_error("%s", msg[0] ? msg : "exec failed");
 		return 255;
@@ -315,10 +312,8 @@ int rt_cmd_exec(int argc, char **argv)
 	const char *id = argv[optind++];
 	struct husk_error err = {0};
 	struct rt_state st;
-	if (rt_state_read(id, &st, &err) < 0) {
-		rt_error("%s", err.msg);
+	if (rt_state_get(id, &st, false) < 0)
 		return 255;
-	}
 	if (st.status != RT_RUNNING) {
 		rt_error("cannot exec in a %s container",
 		         rt_status_name(st.status));

@@ -116,10 +116,8 @@ static int start_id(const char *id)
 	struct husk_error err = {0};
 	struct rt_state st;
 	char reply[4096];
-	if (rt_state_read(id, &st, &err) < 0) {
-		rt_error("%s", err.msg);
+	if (rt_state_get(id, &st, false) < 0)
 		return 1;
-	}
 	if (st.status == RT_STOPPED) {
 		rt_error("cannot start a container that has stopped");
 		return 1;
@@ -174,12 +172,9 @@ int rt_cmd_state(int argc, char **argv)
 	const char *id = container_id(argc, argv, "state");
 	if (!id)
 		return 1;
-	struct husk_error err = {0};
 	struct rt_state st;
-	if (rt_state_read(id, &st, &err) < 0) {
-		rt_error("%s", err.msg);
+	if (rt_state_get(id, &st, false) < 0)
 		return 1;
-	}
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "ociVersion",
 	                       json_object_new_string("1.0.2"));
@@ -229,14 +224,8 @@ int rt_cmd_kill(int argc, char **argv)
 	}
 	struct husk_error err = {0};
 	struct rt_state st;
-	if (rt_state_read(id, &st, &err) < 0) {
-		rt_error("%s", err.msg);
+	if (rt_state_get(id, &st, true) < 0)
 		return 1;
-	}
-	if (st.status == RT_STOPPED) {
-		rt_error("container not running");
-		return 1;
-	}
 	char req[64], reply[4096];
 	snprintf(req, sizeof(req), "{\"op\":\"kill\",\"signal\":%d}", sig);
 	if (rt_ctl_call(id, req, reply, sizeof(reply), &err) < 0) {
@@ -265,10 +254,8 @@ int rt_cmd_delete(int argc, char **argv)
 		return 1;
 	struct husk_error err = {0};
 	struct rt_state st;
-	if (rt_state_read(id, &st, &err) < 0) {
-		rt_error("%s", err.msg);
+	if (rt_state_get(id, &st, false) < 0)
 		return 1;
-	}
 	if ((st.status == RT_RUNNING || st.status == RT_PAUSED) && !force) {
 		rt_error("cannot delete container %s that is not stopped: %s",
 		         id, rt_status_name(st.status));

@@ -126,14 +126,8 @@ static int simple_op(int argc, char **argv, const char *cmd, const char *op)
 	const char *id = argv[optind];
 	struct husk_error err = {0};
 	struct rt_state st;
-	if (rt_state_read(id, &st, &err) < 0) {
-		rt_error("%s", err.msg);
+	if (rt_state_get(id, &st, true) < 0)
 		return 1;
-	}
-	if (st.status == RT_STOPPED) {
-		rt_error("container not running");
-		return 1;
-	}
 	char req[64], reply[65536];
 	snprintf(req, sizeof(req), "{\"op\":\"%s\"}", op);
 	if (rt_ctl_call(id, req, reply, sizeof(reply), &err) < 0) {

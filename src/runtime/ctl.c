@@ -137,3 +137,13 @@ int rt_ctl_call(const char *id, const char *json, char *reply, size_t cap,
 	json_object_put(o);
 	return rc < 0 ? rc : 0;
 }
+
+bool rt_read_ready(int fd, char *msg, size_t cap)
+{
+	ssize_t n;
+	size_t got = 0;
+	while (got + 1 < cap && (n = read(fd, msg + got, cap - 1 - got)) > 0)
+		got += (size_t)n;
+	msg[got] = '\0';
+	return !strcmp(msg, "OK");
+}

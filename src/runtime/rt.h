@@ -102,6 +102,9 @@ int rt_state_read(const char *id, struct rt_state *st, struct husk_error *err);
 uint64_t rt_proc_start_time(pid_t pid);
 bool rt_pid_alive(pid_t pid, uint64_t start);
 void rt_now_rfc3339(char *buf, size_t cap);
+/* rt_state_read for a command: prints the error itself, and with
+ * live refuses a stopped container ("container not running"). */
+int rt_state_get(const char *id, struct rt_state *st, bool live);
 /* Removes ROOT/ID and what is in it. */
 void rt_state_remove(const char *id);
 
@@ -117,6 +120,10 @@ ssize_t rt_ctl_recv(int fd, char *buf, size_t cap, int *fds, int *nfds);
  * {"error":"..."} becomes err. */
 int rt_ctl_call(const char *id, const char *json, char *reply, size_t cap,
                 struct husk_error *err);
+
+/* Reads a child's report from fd to EOF into msg (NUL-terminated); true
+ * when it is "OK". */
+bool rt_read_ready(int fd, char *msg, size_t cap);
 
 /* ---- the supervisor (supervisor.c) ---- */
 struct rt_create {

@@ -239,6 +239,20 @@ static void remove_under(int dfd, dev_t dev, int depth)
 	closedir(d);
 }
 
+int rt_state_get(const char *id, struct rt_state *st, bool live)
+{
+	struct husk_error err = {0};
+	if (rt_state_read(id, st, &err) < 0) {
+		rt_error("%s", err.msg);
+		return -1;
+	}
+	if (live && st->status == RT_STOPPED) {
+		rt_error("container not running");
+		return -1;
+	}
+	return 0;
+}
+
 void rt_state_remove(const char *id)
 {
 	char dir[PATH_MAX];

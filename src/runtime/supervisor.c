@@ -552,12 +552,9 @@ int rt_supervise(struct rt_create *c, pid_t *pid, struct husk_error *err)
 	}
 	close(p[1]);
 	char msg[sizeof(err->msg)];
-	ssize_t n, got = 0;
-	while ((n = read(p[0], msg + got, sizeof(msg) - 1 - (size_t)got)) > 0)
-		got += n;
+	bool ready = rt_read_ready(p[0], msg, sizeof(msg));
 	close(p[0]);
-	msg[got > 0 ? got : 0] = '\0';
-	if (strcmp(msg, "OK") != 0) {
+	if (!ready) {
 		waitpid(child, NULL, 0);
 		rt_state_remove(c->id);
 		return husk_err(err, EIO, "%s",
