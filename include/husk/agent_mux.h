@@ -21,6 +21,9 @@
 #include "husk/proto.h"
 
 #define HUSK_MUX_MAX_STREAMS 64
+/* A forwarded signal the agent has not acknowledged in this long means a
+ * stuck VM: whoever sent it must not wait for ever. */
+#define HUSK_MUX_SIGNAL_ACK_MS 10000
 
 /* A process's end, as the agent reported it. */
 struct husk_mux_exit {
@@ -60,7 +63,17 @@ struct husk_mux {
 	uint32_t reply_pid;
 	uint32_t next_id;
 	int timeout_ms; /* per reply */
+	/* A signalfd (or -1) watched while a reply is awaited: SIGINT,
+	 * SIGTERM or SIGHUP there cancels the wait (ECANCELED). */
+	int cancel_fd;
+	/* The agent said it is shutting down (its SHUTDOWN reply may come
+	 * early, in the same write as the last EXIT). */
+	bool shutdown_acked;
+	/* When the oldest unacknowledged SIGNAL is overdue, or 0. */
+	int64_t signal_deadline;
 };
+
+int64_t husk_mux_now_ms(void);
 
 /* Takes chan (a connected stream to the agent; the mux closes it in
  * husk_mux_free) and sends HELLO. */
@@ -88,6 +101,8 @@ int husk_mux_signal(struct husk_mux *m, uint32_t stream, int sig,
                     struct husk_error *err);
 int husk_mux_resize(struct husk_mux *m, uint32_t stream, unsigned rows,
                     unsigned cols, struct husk_error *err);
+/* A fatal ERROR to the agent (best effort): we stop, and why. */
+void husk_mux_abort(struct husk_mux *m, int code, const char *why);
 /* SHUTDOWN: the agent ends every container and powers the VM off. */
 int husk_mux_shutdown(struct husk_mux *m, struct husk_error *err);
 

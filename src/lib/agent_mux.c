@@ -9,9 +9,10 @@
 #include "husk/io.h"
 
 #include <errno.h>
-#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,7 +20,7 @@
 #define HUSK_VERSION "unknown"
 #endif
 
-static int64_t now_ms(void)
+int64_t husk_mux_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -94,6 +95,7 @@ int husk_mux_init(struct husk_mux *m, int chan, int timeout_ms,
 	m->chan = chan;
 	m->timeout_ms = timeout_ms > 0 ? timeout_ms : 60000;
 	m->next_id = 1;
+	m->cancel_fd = -1;
 	for (int i = 0; i < HUSK_MUX_MAX_STREAMS; i++)
 		m->streams[i].in_fd = m->streams[i].out_fd =
 		    m->streams[i].err_fd = -1;
@@ -227,6 +229,8 @@ static int on_error(struct husk_mux *m, const struct husk_frame *f,
 	husk_frame_str_buf(f, HUSK_TAG_MESSAGE, msg, sizeof(msg), err);
 	if (request == 0)
 		return husk_err(err, (int)code, "the agent: %s", msg);
+	if (request == HUSK_FRAME_SIGNAL)
+		m->signal_deadline = 0; /* the process had ended: answered */
 	bool follows = false;
 	husk_frame_bool(f, HUSK_TAG_EXIT_FOLLOWS, &follows, err);
 	struct husk_mux_stream *s = husk_mux_stream(m, f->stream);
@@ -252,6 +256,13 @@ static int on_error(struct husk_mux *m, const struct husk_frame *f,
 static int on_reply(struct husk_mux *m, const struct husk_frame *f,
                     struct husk_error *err)
 {
+	if (f->type == HUSK_FRAME_SIGNAL)
+		m->signal_deadline = 0;
+	if (f->type == HUSK_FRAME_SHUTDOWN && f->stream == 0 &&
+	    !(m->want_type == HUSK_FRAME_SHUTDOWN && !m->got_reply)) {
+		m->shutdown_acked = true;
+		return 0;
+	}
 	if (f->type == HUSK_FRAME_SIGNAL || f->type == HUSK_FRAME_RESIZE)
 		return 0;
 	if (f->type != m->want_type || f->stream != m->want_stream ||
@@ -379,6 +390,25 @@ int husk_mux_dispatch(struct husk_mux *m, const struct pollfd *p, int n,
 	return 0;
 }
 
+/* A stop signal on cancel_fd while waiting; others are dropped (no
+ * process runs yet to take them). */
+static bool cancelled(struct husk_mux *m, struct husk_error *err)
+{
+	struct signalfd_siginfo si;
+	while (read(m->cancel_fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM ||
+		    si.ssi_signo == SIGHUP) {
+			husk_err(
+			    err, ECANCELED,
+			    "interrupted by signal %u before the container "
+			    "started",
+			    si.ssi_signo);
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Sends the open frame and pumps the channel until its reply. */
 static int request(struct husk_mux *m, uint32_t stream, unsigned type,
                    struct husk_error *err)
@@ -386,19 +416,27 @@ static int request(struct husk_mux *m, uint32_t stream, unsigned type,
 	m->want_stream = stream;
 	m->want_type = type;
 	m->got_reply = false;
+	m->reply_rc = 0;
+	m->reply_pid = 0;
 	int rc = send_frame(m, err);
 	if (rc < 0)
 		return rc;
-	int64_t deadline = now_ms() + m->timeout_ms;
+	int64_t deadline = husk_mux_now_ms() + m->timeout_ms;
 	while (!m->got_reply) {
-		int64_t left = deadline - now_ms();
+		/* A process that already exited was started, whatever
+		 * became of the reply. */
+		struct husk_mux_stream *s = husk_mux_stream(m, stream);
+		if ((type == HUSK_FRAME_START || type == HUSK_FRAME_EXEC) && s &&
+		    s->exited)
+			break;
+		int64_t left = deadline - husk_mux_now_ms();
 		if (left <= 0) {
 			husk_err(err, ETIMEDOUT,
 			         "the agent did not answer %s in %d ms",
 			         husk_proto_type_name(type), m->timeout_ms);
 			return fail(m, err);
 		}
-		struct pollfd p[HUSK_MUX_MAX_STREAMS + 1];
+		struct pollfd p[HUSK_MUX_MAX_STREAMS + 2];
 		int np = husk_mux_pollfds(m, p, HUSK_MUX_MAX_STREAMS + 1);
 		if (!np) {
 			if (!m->failed)
@@ -407,9 +445,14 @@ static int request(struct husk_mux *m, uint32_t stream, unsigned type,
 			return m->failed ? (*err = m->fail, -m->failed)
 			                 : fail(m, err);
 		}
-		int r = poll(p, (nfds_t)np, (int)left);
+		int nc = np;
+		if (m->cancel_fd >= 0)
+			p[nc++] = (struct pollfd){m->cancel_fd, POLLIN, 0};
+		int r = poll(p, (nfds_t)nc, (int)left);
 		if (r < 0 && errno != EINTR)
 			return husk_err_errno(err, errno, "poll");
+		if (r > 0 && nc > np && p[np].revents && cancelled(m, err))
+			return -ECANCELED;
 		if (r > 0 && husk_mux_dispatch(m, p, np, err) < 0)
 			return -err->code;
 	}
@@ -427,9 +470,9 @@ static void attach(struct husk_mux_stream *s, int in_fd, int out_fd, int err_fd,
 	s->in_fd = in_fd;
 	s->out_fd = out_fd;
 	s->err_fd = err_fd;
+	/* Left blocking: the descriptor may be the user's terminal, shared
+	 * with their shell, and a read after POLLIN does not block. */
 	s->in_open = open_stdin && in_fd >= 0;
-	if (in_fd >= 0)
-		fcntl(in_fd, F_SETFL, fcntl(in_fd, F_GETFL) | O_NONBLOCK);
 }
 
 int husk_mux_create(struct husk_mux *m, const struct husk_run_request *req,
@@ -500,7 +543,21 @@ int husk_mux_signal(struct husk_mux *m, uint32_t stream, int sig,
 {
 	husk_proto_enc_begin(&m->enc, HUSK_FRAME_SIGNAL, 0, stream, err);
 	husk_proto_enc_u32(&m->enc, HUSK_TAG_SIGNAL, (uint32_t)sig, err);
+	if (!m->signal_deadline)
+		m->signal_deadline = husk_mux_now_ms() + HUSK_MUX_SIGNAL_ACK_MS;
 	return send_frame(m, err);
+}
+
+void husk_mux_abort(struct husk_mux *m, int code, const char *why)
+{
+	struct husk_error ignored;
+	husk_proto_enc_reset(&m->enc);
+	husk_proto_enc_begin(&m->enc, HUSK_FRAME_ERROR, 0, 0, &ignored);
+	husk_proto_enc_u32(&m->enc, HUSK_TAG_ERRNO,
+	                   code > 0 && code < 4096 ? (uint32_t)code : EIO,
+	                   &ignored);
+	husk_proto_enc_str(&m->enc, HUSK_TAG_MESSAGE, why, &ignored);
+	send_frame(m, &ignored);
 }
 
 int husk_mux_resize(struct husk_mux *m, uint32_t stream, unsigned rows,
@@ -514,6 +571,8 @@ int husk_mux_resize(struct husk_mux *m, uint32_t stream, unsigned rows,
 
 int husk_mux_shutdown(struct husk_mux *m, struct husk_error *err)
 {
+	if (m->shutdown_acked)
+		return 0;
 	husk_proto_enc_begin(&m->enc, HUSK_FRAME_SHUTDOWN, 0, 0, err);
 	husk_proto_enc_u32(&m->enc, HUSK_TAG_TIMEOUT_MS, 2000, err);
 	int rc = request(m, 0, HUSK_FRAME_SHUTDOWN, err);
