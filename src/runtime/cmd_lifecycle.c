@@ -175,20 +175,7 @@ int rt_cmd_state(int argc, char **argv)
 	struct rt_state st;
 	if (rt_state_get(id, &st, false) < 0)
 		return 1;
-	json_object *o = json_object_new_object();
-	json_object_object_add(o, "ociVersion",
-	                       json_object_new_string("1.0.2"));
-	json_object_object_add(o, "id", json_object_new_string(st.id));
-	json_object_object_add(
-	    o, "pid",
-	    json_object_new_int(st.status == RT_STOPPED ? 0 : st.pid));
-	json_object_object_add(
-	    o, "status", json_object_new_string(rt_status_name(st.status)));
-	json_object_object_add(o, "bundle", json_object_new_string(st.bundle));
-	json_object_object_add(o, "rootfs", json_object_new_string(st.rootfs));
-	json_object_object_add(o, "created",
-	                       json_object_new_string(st.created));
-	json_object_object_add(o, "owner", json_object_new_string(""));
+	json_object *o = rt_state_json(&st);
 	json_object *ann = json_object_new_object();
 	if (st.sandbox[0])
 		json_object_object_add(ann, "io.husk.pod",

@@ -41,24 +41,7 @@ int rt_cmd_list(int argc, char **argv)
 		if (e->d_name[0] == '.' || !rt_id_valid(e->d_name) ||
 		    rt_state_read(e->d_name, &st, &err) < 0)
 			continue;
-		json_object *o = json_object_new_object();
-		json_object_object_add(o, "ociVersion",
-		                       json_object_new_string("1.0.2"));
-		json_object_object_add(o, "id", json_object_new_string(st.id));
-		json_object_object_add(
-		    o, "pid",
-		    json_object_new_int(st.status == RT_STOPPED ? 0 : st.pid));
-		json_object_object_add(
-		    o, "status",
-		    json_object_new_string(rt_status_name(st.status)));
-		json_object_object_add(o, "bundle",
-		                       json_object_new_string(st.bundle));
-		json_object_object_add(o, "rootfs",
-		                       json_object_new_string(st.rootfs));
-		json_object_object_add(o, "created",
-		                       json_object_new_string(st.created));
-		json_object_object_add(o, "owner", json_object_new_string(""));
-		json_object_array_add(a, o);
+		json_object_array_add(a, rt_state_json(&st));
 	}
 	if (d)
 		closedir(d);

@@ -102,6 +102,9 @@ int rt_state_read(const char *id, struct rt_state *st, struct husk_error *err);
 uint64_t rt_proc_start_time(pid_t pid);
 bool rt_pid_alive(pid_t pid, uint64_t start);
 void rt_now_rfc3339(char *buf, size_t cap);
+/* runc's state object (without annotations); the caller puts it. */
+struct json_object;
+struct json_object *rt_state_json(const struct rt_state *st);
 /* rt_state_read for a command: prints the error itself, and with
  * live refuses a stopped container ("container not running"). */
 int rt_state_get(const char *id, struct rt_state *st, bool live);

@@ -239,6 +239,25 @@ static void remove_under(int dfd, dev_t dev, int depth)
 	closedir(d);
 }
 
+json_object *rt_state_json(const struct rt_state *st)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "ociVersion",
+	                       json_object_new_string("1.0.2"));
+	json_object_object_add(o, "id", json_object_new_string(st->id));
+	json_object_object_add(
+	    o, "pid",
+	    json_object_new_int(st->status == RT_STOPPED ? 0 : st->pid));
+	json_object_object_add(
+	    o, "status", json_object_new_string(rt_status_name(st->status)));
+	json_object_object_add(o, "bundle", json_object_new_string(st->bundle));
+	json_object_object_add(o, "rootfs", json_object_new_string(st->rootfs));
+	json_object_object_add(o, "created",
+	                       json_object_new_string(st->created));
+	json_object_object_add(o, "owner", json_object_new_string(""));
+	return o;
+}
+
 int rt_state_get(const char *id, struct rt_state *st, bool live)
 {
 	struct husk_error err = {0};
