@@ -55,7 +55,8 @@ struct husk_run_result {
 /* Runs req over chan (a connected stream to the agent). Returns 0 with
  * *res filled once the process exited, or a negative errno when the
  * container could not be created or the session broke. timeout_ms bounds
- * the wait for the agent's HELLO and each reply (0: 60 s). */
+ * the wait for the agent's HELLO and each reply (0:
+ * HUSK_MUX_DEFAULT_TIMEOUT_MS, 3 minutes). */
 int husk_agent_run(int chan, const struct husk_run_request *req,
                    const struct husk_run_io *io, int timeout_ms,
                    struct husk_run_result *res, struct husk_error *err);

@@ -24,6 +24,11 @@
 /* A forwarded signal the agent has not acknowledged in this long means a
  * stuck VM: whoever sent it must not wait for ever. */
 #define HUSK_MUX_SIGNAL_ACK_MS 10000
+/* How long a reply may take by default, a VM's boot included (CREATE is
+ * answered once the guest is up): generous, since a loaded host or an
+ * emulated test machine boots slowly, and a run that gives up early has
+ * failed for nothing. A VM that dies is noticed at once (EOF) anyway. */
+#define HUSK_MUX_DEFAULT_TIMEOUT_MS 180000
 
 /* A process's end, as the agent reported it. */
 struct husk_mux_exit {

@@ -93,7 +93,8 @@ int husk_mux_init(struct husk_mux *m, int chan, int timeout_ms,
 {
 	memset(m, 0, sizeof(*m));
 	m->chan = chan;
-	m->timeout_ms = timeout_ms > 0 ? timeout_ms : 60000;
+	m->timeout_ms =
+	    timeout_ms > 0 ? timeout_ms : HUSK_MUX_DEFAULT_TIMEOUT_MS;
 	m->next_id = 1;
 	m->cancel_fd = -1;
 	for (int i = 0; i < HUSK_MUX_MAX_STREAMS; i++)
@@ -426,8 +427,8 @@ static int request(struct husk_mux *m, uint32_t stream, unsigned type,
 		/* A process that already exited was started, whatever
 		 * became of the reply. */
 		struct husk_mux_stream *s = husk_mux_stream(m, stream);
-		if ((type == HUSK_FRAME_START || type == HUSK_FRAME_EXEC) && s &&
-		    s->exited)
+		if ((type == HUSK_FRAME_START || type == HUSK_FRAME_EXEC) &&
+		    s && s->exited)
 			break;
 		int64_t left = deadline - husk_mux_now_ms();
 		if (left <= 0) {
