@@ -111,7 +111,8 @@ $(AGENT_INITRD): $(AGENT_STATIC)
 $(BUSYBOX_ROOTFS): scripts/busybox-rootfs /bin/busybox
 	scripts/busybox-rootfs $@
 
-$(HUSK): $(CLI_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
+# husk run -d resolves -u against the root's /etc/passwd as the agent does.
+$(HUSK): $(CLI_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/src/agent/confine_user.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(HOST_LIBS)
 

@@ -1,22 +1,26 @@
 #!/usr/bin/env python3
 """bench/net's host side: talks to the three servers a container runs on
 one published port, in turn (see bench/net), and prints
-"h2g_mbps g2h_mbps rtt_us"."""
+"h2g_mbps g2h_mbps rtt_us". An optional fourth argument is the server's
+address (default 127.0.0.1, the published port; a tap guest's own
+address otherwise)."""
 import socket
 import statistics
 import sys
 import time
 
 port, size, trips = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+host = sys.argv[4] if len(sys.argv) > 4 else "127.0.0.1"
 
 
 def connect_ready(deadline=240):
     """A connection to the guest's server once it says R: until the guest
-    listens, the user-mode NAT accepts and then drops the connection."""
+    listens, the user-mode NAT accepts and then drops the connection (a
+    tap guest refuses it, or is not there yet)."""
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         try:
-            s = socket.create_connection(("127.0.0.1", port), timeout=60)
+            s = socket.create_connection((host, port), timeout=60)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if s.recv(2) == b"R\n":
                 return s

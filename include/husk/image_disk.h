@@ -18,6 +18,13 @@
 int husk_image_disk(struct husk_store *s, const struct husk_image *img,
                     char *out, size_t cap, struct husk_error *err);
 
+/* The image's layers unpacked once into STORE/rootfs/<key>, a directory
+ * kept for OCI bundles (husk run -d hands it to husk-runtime as
+ * root.path). Built in STORE/unpack and renamed into place, so a
+ * directory there is always complete. Its path goes to out. */
+int husk_image_rootfs(struct husk_store *s, const struct husk_image *img,
+                      char *out, size_t cap, struct husk_error *err);
+
 /* The cache key alone ("chain-<64 hex>"), for tests and `husk inspect`. */
 int husk_image_disk_key(const struct husk_image *img, char *key, size_t cap,
                         struct husk_error *err);

@@ -16,14 +16,21 @@ struct husk_run_port {
 	unsigned host_port, container_port; /* 1..65535 */
 };
 
+/* -v HOST:CONTAINER[:ro|rw]: a host directory inside the container. */
+struct husk_run_volume {
+	char *host, *container; /* absolute paths, owned */
+	bool readonly;
+};
+
 struct husk_run_options {
 	bool interactive, tty, rm, read_only, debug;
-	const char *rootfs;     /* --rootfs DIR */
-	const char *image;      /* IMAGE, when no --rootfs */
-	const char *name;       /* --name */
-	const char *hostname;   /* -h/--hostname */
-	const char *workdir;    /* -w */
-	const char *user;       /* -u */
+	bool detach;          /* -d: through husk-runtime, in the background */
+	const char *rootfs;   /* --rootfs DIR */
+	const char *image;    /* IMAGE, when no --rootfs */
+	const char *name;     /* --name */
+	const char *hostname; /* -h/--hostname */
+	const char *workdir;  /* -w */
+	const char *user;     /* -u */
 	const char *entrypoint; /* --entrypoint ("" clears it) */
 	const char *vmm;        /* --vmm husk|qemu|auto */
 	const char *connect;    /* --connect PATH: a host agent (tests) */
@@ -35,8 +42,19 @@ struct husk_run_options {
 	char **env;
 	size_t nenv;
 	bool network_none; /* --network none; else the user-mode NAT */
+	/* --network tap:BRIDGE[,ifname=NAME]: a tap on a host bridge, with
+	 * the address --ip, and --gateway/--dns when given (all required to
+	 * go together; checked by husk_run_parse). */
+	bool network_tap;
+	char tap_bridge[16];
+	char tap_ifname[16];         /* "": the kernel's choice (husk0, ...) */
+	const char *ip;              /* --ip A.B.C.D/PREFIX */
+	const char *gateway;         /* --gateway A.B.C.D */
+	const char *dns;             /* --dns A.B.C.D */
 	struct husk_run_port *ports; /* -p, in order; owned by the struct */
 	size_t nports;
+	struct husk_run_volume *volumes; /* -v, in order; owned */
+	size_t nvolumes;
 	/* the command and its arguments (points into argv) */
 	char **cmd;
 	size_t ncmd;
@@ -54,6 +72,11 @@ int husk_parse_size(const char *s, uint64_t *out, struct husk_error *err);
  * IPv6 or a bad address, a port outside 1..65535, another protocol. */
 int husk_parse_publish(const char *s, struct husk_run_port *out,
                        struct husk_error *err);
+/* One -v value into out (its strings allocated; free them with free()).
+ * EINVAL with a message for a named volume (no '/'), a relative path, a
+ * mode other than ro/rw, a ',' in the host path (neither VMM escapes it). */
+int husk_parse_volume(const char *s, struct husk_run_volume *out,
+                      struct husk_error *err);
 /* "1.5" CPUs as thousandths. */
 int husk_parse_cpus(const char *s, uint32_t *millis, struct husk_error *err);
 

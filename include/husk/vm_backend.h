@@ -46,6 +46,12 @@ struct husk_vm_disk {
 enum husk_vm_net {
 	HUSK_VM_NET_NONE = 0, /* no NIC: only loopback */
 	HUSK_VM_NET_USER,
+	/* A tap on a host bridge (husk/tap.h): husk_vm_start creates it,
+	 * brings it up and bridges it before the VMM starts, and the VMM
+	 * inherits the descriptor (husk-vmm --net tap,fd=4, QEMU -netdev
+	 * tap,fd=4); it disappears when the VMM ends. The guest's address
+	 * is the user's (tap_guest_ip), its MAC derived from it. */
+	HUSK_VM_NET_TAP,
 };
 #define HUSK_VM_NET_CMDLINE "husk.net=10.0.2.15/24,10.0.2.2,10.0.2.3"
 
@@ -89,6 +95,15 @@ struct husk_vm_config {
 	enum husk_vm_net net;
 	const struct husk_vm_portfwd *ports; /* only with HUSK_VM_NET_USER */
 	size_t nports;
+	/* HUSK_VM_NET_TAP: the bridge (required), the tap's name (NULL: the
+	 * kernel picks husk0, husk1, ...), the guest's "A.B.C.D/PREFIX", its
+	 * gateway (NULL: the bridge's own address when it is in the guest's
+	 * subnet, else no default route) and DNS server (NULL: none). */
+	const char *tap_bridge;
+	const char *tap_ifname;
+	const char *tap_guest_ip;
+	const char *tap_gateway;
+	const char *tap_dns;
 	const struct husk_vm_share *shares; /* at most HUSK_VM_MAX_SHARES */
 	size_t nshares;
 };
@@ -97,6 +112,7 @@ struct husk_vm {
 	pid_t pid;    /* the VMM, a child of the caller; -1 when none */
 	int agent_fd; /* stream socket to the guest's "husk.agent" port */
 	char console_log[4096]; /* the guest's serial output file */
+	char tap[16];           /* HUSK_VM_NET_TAP: the tap's name */
 };
 
 /* "husk", "qemu" or "auto". */

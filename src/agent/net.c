@@ -32,6 +32,17 @@ static int parse_ip(const char *s, size_t len, struct in_addr *out)
 	return inet_pton(AF_INET, buf, out) == 1 ? 0 : -1;
 }
 
+/* An empty field: none (0.0.0.0); a tap network may have no gateway and
+ * no DNS server. */
+static int parse_opt_ip(const char *s, size_t len, struct in_addr *out)
+{
+	if (len == 0) {
+		out->s_addr = 0;
+		return 0;
+	}
+	return parse_ip(s, len, out);
+}
+
 int agent_net_parse_cmdline(const char *cmdline, struct agent_net_cfg *cfg,
                             struct husk_error *err)
 {
@@ -55,8 +66,8 @@ int agent_net_parse_cmdline(const char *cmdline, struct agent_net_cfg *cfg,
 	if (!c2 || parse_ip(p, (size_t)(slash - p), &cfg->addr) < 0 ||
 	    sscanf(slash + 1, "%2u%n", &prefix, &n) != 1 ||
 	    slash + 1 + n != c1 || prefix < 1 || prefix > 30 ||
-	    parse_ip(c1 + 1, (size_t)(c2 - c1 - 1), &cfg->gateway) < 0 ||
-	    parse_ip(c2 + 1, (size_t)(end - c2 - 1), &cfg->dns) < 0)
+	    parse_opt_ip(c1 + 1, (size_t)(c2 - c1 - 1), &cfg->gateway) < 0 ||
+	    parse_opt_ip(c2 + 1, (size_t)(end - c2 - 1), &cfg->dns) < 0)
 		return husk_err(
 		    err, EINVAL,
 		    "bad husk.net=%.*s (want ADDR/PREFIX,GATEWAY,DNS)",
@@ -154,9 +165,10 @@ void agent_net_setup(void)
 			say("netmask for", ifname);
 		else if (set_up(fd, ifname) < 0)
 			say("bring up", ifname);
-		else if (default_route(fd, ifname, cfg.gateway) < 0)
+		else if (cfg.gateway.s_addr &&
+		         default_route(fd, ifname, cfg.gateway) < 0)
 			say("default route via", ifname);
-		else
+		else if (cfg.dns.s_addr)
 			snprintf(resolv_conf, sizeof(resolv_conf),
 			         "nameserver %s\n", inet_ntoa(cfg.dns));
 	}

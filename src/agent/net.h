@@ -12,6 +12,8 @@
 
 struct agent_net_cfg {
 	bool present; /* husk.net= was given */
+	/* gateway, dns: 0.0.0.0 when their field is empty (a tap network:
+	 * then no default route, no nameserver). */
 	struct in_addr addr, netmask, gateway, dns;
 };
 

@@ -23,6 +23,28 @@ int cmd_inspect(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 int cmd_login(int argc, char **argv);
 int cmd_logout(int argc, char **argv);
+/* the container lifecycle over husk-runtime (containers.c, container_ctl.c,
+ * container_exec.c) */
+int cmd_ps(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_kill(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_start(int argc, char **argv);
+int cmd_restart(int argc, char **argv);
+int cmd_wait(int argc, char **argv);
+int cmd_top(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+
+struct husk_run_options;
+/* husk run -d (container_run.c): prints the id; returns the exit status. */
+int cli_run_detached(struct husk_run_options *o);
+
+struct json_object;
+/* The container ref (name, id, id prefix) as `husk inspect` shows it:
+ * 0 with *out set, or -ENOENT when there is no such container. */
+int cli_container_inspect(const char *ref, struct json_object **out);
 
 struct husk_store;
 struct husk_image;

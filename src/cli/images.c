@@ -365,7 +365,7 @@ static json_object *inspect_json(struct husk_store *s,
 int cmd_inspect(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-		printf("usage: husk inspect IMAGE...\n");
+		printf("usage: husk inspect CONTAINER|IMAGE...\n");
 		return argc < 2 ? HUSK_EXIT_USAGE : 0;
 	}
 	struct husk_store *s;
@@ -377,6 +377,11 @@ int cmd_inspect(int argc, char **argv)
 		struct husk_image img = {0};
 		struct husk_error err = {0};
 		json_object *o = NULL;
+		/* a container first, then an image, as Docker looks */
+		if (cli_container_inspect(argv[i], &o) == 0) {
+			json_object_array_add(all, o);
+			continue;
+		}
 		if (husk_store_image_get(s, argv[i], &img, &err) == 0)
 			o = inspect_json(s, &img, &err);
 		husk_image_free(&img);

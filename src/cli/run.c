@@ -107,6 +107,53 @@ static int connect_unix(const char *path, struct husk_error *err)
 	return husk_err_errno(err, e, "connect to the agent at %s", path);
 }
 
+/* -v: each host directory a virtio-9p share that the agent mounts at its
+ * destination ("9p:TAG:MODE:DEST"); a host agent (--connect) bind-mounts
+ * the directory itself. */
+struct run_volumes {
+	struct husk_vm_share shares[HUSK_VM_MAX_SHARES];
+	char tags[HUSK_VM_MAX_SHARES][24];
+	char *mounts[HUSK_VM_MAX_SHARES + 1];
+	size_t n;
+};
+
+static int map_volumes(const struct husk_run_options *o, bool host_agent,
+                       struct run_volumes *v, struct husk_error *err)
+{
+	if (o->nvolumes > HUSK_VM_MAX_SHARES)
+		return husk_err(err, E2BIG, "at most %d volumes (-v)",
+		                HUSK_VM_MAX_SHARES);
+	for (size_t i = 0; i < o->nvolumes; i++) {
+		const struct husk_run_volume *vol = &o->volumes[i];
+		struct stat st;
+		if (stat(vol->host, &st) < 0 || !S_ISDIR(st.st_mode))
+			return husk_err(err, ENOENT,
+			                "-v %s: not a directory on this host",
+			                vol->host);
+		const char *mode = vol->readonly ? "ro" : "rw";
+		snprintf(v->tags[i], sizeof(v->tags[i]), "vol%zu", i);
+		v->shares[i] =
+		    (struct husk_vm_share){.tag = v->tags[i],
+		                           .path = vol->host,
+		                           .readonly = vol->readonly};
+		int n = host_agent ? asprintf(&v->mounts[i], "bind:%s:%s:%s",
+		                              vol->host, mode, vol->container)
+		                   : asprintf(&v->mounts[i], "9p:%s:%s:%s",
+		                              v->tags[i], mode, vol->container);
+		if (n < 0)
+			return husk_err(err, ENOMEM, "out of memory");
+		v->n = i + 1;
+	}
+	return 0;
+}
+
+static void volumes_free(struct run_volumes *v)
+{
+	for (size_t i = 0; i < v->n; i++)
+		free(v->mounts[i]);
+	v->n = 0;
+}
+
 struct vm_run {
 	char run_dir[PATH_MAX];
 	struct husk_vm vm;
@@ -159,7 +206,8 @@ static int check_ports_free(const struct husk_run_options *o,
 }
 
 static int start_vm(const struct husk_run_options *o, const char *disk_path,
-                    struct vm_run *r, struct husk_error *err)
+                    const struct run_volumes *vols, struct vm_run *r,
+                    struct husk_error *err)
 {
 	enum husk_vmm want = HUSK_VMM_AUTO, got;
 	bool qemu_kvm = false;
@@ -201,9 +249,16 @@ static int start_vm(const struct husk_run_options *o, const char *disk_path,
 	    .run_dir = r->run_dir,
 	    .husk_vmm_path = vmm,
 	    .debug = o->debug,
-	    .net = o->network_none ? HUSK_VM_NET_NONE : HUSK_VM_NET_USER,
+	    .net = o->network_none  ? HUSK_VM_NET_NONE
+	           : o->network_tap ? HUSK_VM_NET_TAP
+	                            : HUSK_VM_NET_USER,
 	    .ports = fwd,
 	    .nports = o->nports,
+	    .tap_bridge = o->tap_bridge,
+	    .tap_ifname = o->tap_ifname,
+	    .tap_guest_ip = o->ip,
+	    .tap_gateway = o->gateway,
+	    .tap_dns = o->dns,
 	};
 	if (husk_vm_start(&c, &r->vm, err) < 0)
 		return -err->code;
@@ -284,6 +339,11 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "husk run: %s\n", err.msg);
 		return HUSK_EXIT_USAGE;
 	}
+	if (o.detach) {
+		int rc = cli_run_detached(&o);
+		husk_run_options_free(&o);
+		return rc;
+	}
 	if (o.image && o.connect) {
 		fprintf(stderr, "husk run: --connect takes --rootfs, not an "
 		                "image\n");
@@ -301,7 +361,7 @@ int cmd_run(int argc, char **argv)
 	else
 		random_id(id, sizeof(id));
 	struct run_plan plan;
-	int prc = o.image ? run_plan_image(&o, id, &plan, &err)
+	int prc = o.image ? run_plan_image(&o, id, true, &plan, &err)
 	                  : run_plan_rootfs(&o, !o.connect, &plan, &err);
 	if (prc < 0) {
 		fprintf(stderr, "husk run: %s\n", err.msg);
@@ -326,8 +386,17 @@ int cmd_run(int argc, char **argv)
 		husk_run_options_free(&o);
 		return HUSK_EXIT_USAGE;
 	}
+	struct run_volumes vols = {0};
+	if (map_volumes(&o, o.connect != NULL, &vols, &err) < 0) {
+		fprintf(stderr, "husk run: %s\n", err.msg);
+		volumes_free(&vols);
+		run_plan_done(&plan, id);
+		husk_run_options_free(&o);
+		return HUSK_EXIT_USAGE;
+	}
 	struct husk_run_request req = {
 	    .container_id = id,
+	    .mounts = (const char *const *)vols.mounts,
 	    .root_device = o.connect ? rootdir : "serial:" ROOT_SERIAL,
 	    .readonly_root = o.read_only,
 	    .hostname = o.hostname,
@@ -354,7 +423,7 @@ int cmd_run(int argc, char **argv)
 	int chan = -1, rc;
 	if (o.connect)
 		rc = chan = connect_unix(o.connect, &err);
-	else if ((rc = start_vm(&o, plan.disk, &vr, &err)) >= 0)
+	else if ((rc = start_vm(&o, plan.disk, &vols, &vr, &err)) >= 0)
 		chan = vr.vm.agent_fd;
 	struct husk_run_result res = {0};
 	if (rc >= 0) {
@@ -366,6 +435,7 @@ int cmd_run(int argc, char **argv)
 	if (o.connect && chan >= 0)
 		close(chan);
 	stop_vm(&vr, rc < 0, o.debug);
+	volumes_free(&vols);
 	run_plan_done(&plan, id);
 	husk_run_options_free(&o);
 	if (sig_fd >= 0)

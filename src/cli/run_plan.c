@@ -128,7 +128,7 @@ int run_plan_rootfs(const struct husk_run_options *o, bool need_disk,
 }
 
 int run_plan_image(const struct husk_run_options *o, const char *container_id,
-                   struct run_plan *p, struct husk_error *err)
+                   bool need_disk, struct run_plan *p, struct husk_error *err)
 {
 	memset(p, 0, sizeof(*p));
 	struct husk_store *s;
@@ -150,8 +150,11 @@ int run_plan_image(const struct husk_run_options *o, const char *container_id,
 		rc = merge_command(o, &cfg, p, err);
 	if (rc == 0)
 		rc = merge_rest(o, &cfg, p, err);
-	if (rc == 0)
+	if (rc == 0 && need_disk)
 		rc = husk_image_disk(s, &img, p->disk, sizeof(p->disk), err);
+	else if (rc == 0)
+		rc = husk_image_rootfs(s, &img, p->rootfs, sizeof(p->rootfs),
+		                       err);
 	/* The image is in use from now on: rmi and prune leave it. */
 	if (rc == 0)
 		rc = husk_store_image_ref(s, img.id, container_id, err);

@@ -11,6 +11,7 @@
 
 struct run_plan {
 	char disk[PATH_MAX];            /* the root disk image, or "" */
+	char rootfs[PATH_MAX];          /* an image's root directory, or "" */
 	char image_id[HUSK_DIGEST_MAX]; /* the image in use, or "" */
 	char **argv, **env;             /* NULL-terminated, owned */
 	char *cwd, *user;               /* NULL: the agent's defaults */
@@ -21,10 +22,12 @@ struct run_plan {
 int run_plan_rootfs(const struct husk_run_options *o, bool need_disk,
                     struct run_plan *p, struct husk_error *err);
 /* IMAGE: found in the store (pulled when missing), its config merged as
- * Docker does, its disk built or reused, and recorded as used by
- * container_id until run_plan_done. */
+ * Docker does, and recorded as used by container_id until run_plan_done
+ * (clear image_id to keep it so). With need_disk its disk is built or
+ * reused; else its unpacked root directory (husk_image_rootfs) goes to
+ * p->rootfs, for husk-runtime. */
 int run_plan_image(const struct husk_run_options *o, const char *container_id,
-                   struct run_plan *p, struct husk_error *err);
+                   bool need_disk, struct run_plan *p, struct husk_error *err);
 void run_plan_done(struct run_plan *p, const char *container_id);
 
 #endif

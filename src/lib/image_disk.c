@@ -116,3 +116,38 @@ int husk_image_disk(struct husk_store *s, const struct husk_image *img,
 	nftw(tree, remove_entry, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 	return rc;
 }
+
+int husk_image_rootfs(struct husk_store *s, const struct husk_image *img,
+                      char *out, size_t cap, struct husk_error *err)
+{
+	char key[80], dir[PATH_MAX], scratch[PATH_MAX], tree[PATH_MAX];
+	int rc = husk_image_disk_key(img, key, sizeof(key), err);
+	if (rc < 0)
+		return rc;
+	const char *root = husk_store_root(s);
+	if (snprintf(dir, sizeof(dir), "%s/rootfs", root) >= (int)sizeof(dir) ||
+	    snprintf(scratch, sizeof(scratch), "%s/unpack", root) >=
+	        (int)sizeof(scratch) ||
+	    snprintf(tree, sizeof(tree), "%s/%s-XXXXXX", scratch, key) >=
+	        (int)sizeof(tree) ||
+	    snprintf(out, cap, "%s/%s", dir, key) >= (int)cap)
+		return husk_err(err, ENAMETOOLONG, "store path too long");
+	struct stat st;
+	if (stat(out, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	if ((mkdir(dir, 0700) < 0 && errno != EEXIST) ||
+	    (mkdir(scratch, 0700) < 0 && errno != EEXIST))
+		return husk_err_errno(err, errno, "create %s", dir);
+	if (!mkdtemp(tree))
+		return husk_err_errno(err, errno, "create a directory in %s",
+		                      scratch);
+	chmod(tree, 0755);
+	rc = unpack(s, img, tree, err);
+	/* Another process may have won the race: its tree is as good. */
+	if (rc == 0 && rename(tree, out) < 0 && errno != EEXIST &&
+	    errno != ENOTEMPTY)
+		rc = husk_err_errno(err, errno, "rename into %s", out);
+	if (rc < 0 || stat(tree, &st) == 0)
+		nftw(tree, remove_entry, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	return rc;
+}

@@ -1,6 +1,8 @@
 /* `husk run`'s command line; see husk/run_options.h. */
 #include "husk/run_options.h"
 
+#include "husk/tap.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -16,6 +18,8 @@ const char husk_run_usage[] =
     "\n"
     "Runs a command in a new container inside its own microVM.\n"
     "\n"
+    "  -d, --detach            run in the background and print the "
+    "container's id\n"
     "  -i, --interactive       keep stdin open\n"
     "  -t, --tty               allocate a terminal\n"
     "      --rm                remove the container when it exits\n"
@@ -32,9 +36,16 @@ const char husk_run_usage[] =
     "      --name NAME         the container's name\n"
     "      --read-only         mount the root file system read-only\n"
     "      --rootfs DIR        run DIR as the root file system\n"
+    "  -v, --volume HOST:CONTAINER[:ro]  mount a host directory\n"
     "  -p, --publish [IP:]HOSTPORT:CONTAINERPORT[/udp]  publish a port\n"
     "      --network user|none the VM's network: NAT with outbound access "
     "(default), or none\n"
+    "      --network tap:BRIDGE[,ifname=NAME]  a tap on a host bridge "
+    "(needs --ip)\n"
+    "      --ip ADDR/PREFIX    the container's address on the tap network\n"
+    "      --gateway ADDR      its default route (default: the bridge's "
+    "address)\n"
+    "      --dns ADDR          its name server (tap network)\n"
     "      --vmm husk|qemu|auto  which VMM runs the microVM (default auto)\n"
     "      --debug             keep the VM's logs and say where they are\n";
 
@@ -266,9 +277,108 @@ static int add_publish(struct husk_run_options *o, const char *arg,
 	return 0;
 }
 
+int husk_parse_volume(const char *s, struct husk_run_volume *out,
+                      struct husk_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	const char *c1 = strchr(s, ':');
+	if (!c1 || s[0] != '/')
+		return husk_err(err, EINVAL,
+		                "-v %s: give HOST-DIR:CONTAINER-DIR[:ro] with "
+		                "absolute paths (named volumes are not "
+		                "supported)",
+		                s);
+	const char *c2 = strchr(c1 + 1, ':');
+	const char *mode = c2 ? c2 + 1 : "rw";
+	size_t clen = c2 ? (size_t)(c2 - c1 - 1) : strlen(c1 + 1);
+	if (c1[1] != '/' || clen == 0)
+		return husk_err(err, EINVAL,
+		                "-v %s: the container path must be absolute",
+		                s);
+	if (strcmp(mode, "ro") && strcmp(mode, "rw"))
+		return husk_err(err, EINVAL,
+		                "-v %s: the mode is ro or rw, not '%s'", s,
+		                mode);
+	if (memchr(s, ',', (size_t)(c1 - s)))
+		return husk_err(err, EINVAL,
+		                "-v %s: a host path with ',' cannot be shared",
+		                s);
+	out->readonly = !strcmp(mode, "ro");
+	out->host = strndup(s, (size_t)(c1 - s));
+	out->container = strndup(c1 + 1, clen);
+	if (!out->host || !out->container) {
+		free(out->host);
+		free(out->container);
+		return husk_err(err, ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static int add_volume(struct husk_run_options *o, const char *arg,
+                      struct husk_error *err)
+{
+	struct husk_run_volume v;
+	if (husk_parse_volume(arg, &v, err) < 0)
+		return -err->code;
+	struct husk_run_volume *grown =
+	    realloc(o->volumes, (o->nvolumes + 1) * sizeof(*grown));
+	if (!grown) {
+		free(v.host);
+		free(v.container);
+		return husk_err(err, ENOMEM, "out of memory");
+	}
+	o->volumes = grown;
+	o->volumes[o->nvolumes++] = v;
+	return 0;
+}
+
+/* An interface name for the kernel: 1..15 bytes, no '/', ':', ',' or
+ * blank. */
+static bool ifname_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > 15 || (len == 1 && s[0] == '.') ||
+	    (len == 2 && !memcmp(s, "..", 2)))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] == '/' || s[i] == ':' || s[i] == ',' ||
+		    (unsigned char)s[i] <= ' ' || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/* "tap:BRIDGE[,ifname=NAME]" */
+static int set_tap(struct husk_run_options *o, const char *arg,
+                   struct husk_error *err)
+{
+	const char *br = arg + 4;
+	const char *comma = strchr(br, ',');
+	size_t blen = comma ? (size_t)(comma - br) : strlen(br);
+	if (!ifname_ok(br, blen))
+		return husk_err(err, EINVAL,
+		                "--network %s: want tap:BRIDGE[,ifname=NAME] "
+		                "with an interface name of 1 to 15 characters",
+		                arg);
+	memcpy(o->tap_bridge, br, blen);
+	o->tap_bridge[blen] = '\0';
+	o->tap_ifname[0] = '\0';
+	if (comma) {
+		const char *name = comma + 1;
+		if (strncmp(name, "ifname=", 7) ||
+		    !ifname_ok(name + 7, strlen(name + 7)))
+			return husk_err(err, EINVAL,
+			                "--network %s: after the bridge only "
+			                "ifname=NAME (1 to 15 characters)",
+			                arg);
+		strcpy(o->tap_ifname, name + 7);
+	}
+	o->network_tap = true;
+	return 0;
+}
+
 static int set_network(struct husk_run_options *o, const char *arg,
                        struct husk_error *err)
 {
+	o->network_tap = false;
 	/* Docker's default network is "bridge": here the user-mode NAT
 	 * plays its part (outbound access, published ports). */
 	if (!strcmp(arg, "user") || !strcmp(arg, "bridge") ||
@@ -276,17 +386,74 @@ static int set_network(struct husk_run_options *o, const char *arg,
 		o->network_none = false;
 	else if (!strcmp(arg, "none"))
 		o->network_none = true;
-	else
+	else if (!strncmp(arg, "tap:", 4)) {
+		o->network_none = false;
+		return set_tap(o, arg, err);
+	} else
 		return husk_err(err, EINVAL,
-		                "--network %s: husk knows user (the default) "
-		                "and none",
+		                "--network %s: husk knows user (the default), "
+		                "none and tap:BRIDGE",
 		                arg);
+	return 0;
+}
+
+/* --ip, --gateway, --dns: only with a tap, where they are all there is to
+ * the guest's network (the user network fixes its own). */
+static int check_tap_options(const struct husk_run_options *o,
+                             struct husk_error *err)
+{
+	struct in_addr a, gw;
+	unsigned prefix;
+	if (!o->network_tap) {
+		const char *opt = o->ip        ? "--ip"
+		                  : o->gateway ? "--gateway"
+		                  : o->dns     ? "--dns"
+		                               : NULL;
+		if (opt)
+			return husk_err(
+			    err, EINVAL,
+			    "%s needs --network tap:BRIDGE (the user "
+			    "network has fixed addresses)",
+			    opt);
+		return 0;
+	}
+	if (o->nports)
+		return husk_err(err, EINVAL,
+		                "-p publishes ports of the user network; on a "
+		                "tap network the container's address is "
+		                "reachable as it is");
+	if (!o->ip)
+		return husk_err(err, EINVAL,
+		                "--network tap:%s needs --ip ADDR/PREFIX (e.g. "
+		                "--ip 10.88.0.2/24)",
+		                o->tap_bridge);
+	if (husk_parse_cidr("--ip", o->ip, &a, &prefix, err) < 0)
+		return -err->code;
+	if (o->gateway) {
+		uint32_t mask = htonl(~0u << (32 - prefix));
+		if (inet_pton(AF_INET, o->gateway, &gw) != 1)
+			return husk_err(err, EINVAL,
+			                "--gateway %s: not an IPv4 address",
+			                o->gateway);
+		if ((gw.s_addr & mask) != (a.s_addr & mask) ||
+		    gw.s_addr == a.s_addr)
+			return husk_err(err, EINVAL,
+			                "--gateway %s: not another address in "
+			                "the subnet of --ip %s",
+			                o->gateway, o->ip);
+	}
+	if (o->dns && inet_pton(AF_INET, o->dns, &gw) != 1)
+		return husk_err(err, EINVAL, "--dns %s: not an IPv4 address",
+		                o->dns);
 	return 0;
 }
 
 enum {
 	O_RM = 256,
 	O_NETWORK,
+	O_IP,
+	O_GATEWAY,
+	O_DNS,
 	O_ENV_FILE,
 	O_ENTRYPOINT,
 	O_CPUS,
@@ -301,6 +468,8 @@ enum {
 };
 
 static const struct option run_opts[] = {
+    {"detach", no_argument, NULL, 'd'},
+    {"volume", required_argument, NULL, 'v'},
     {"interactive", no_argument, NULL, 'i'},
     {"tty", no_argument, NULL, 't'},
     {"rm", no_argument, NULL, O_RM},
@@ -319,6 +488,9 @@ static const struct option run_opts[] = {
     {"publish", required_argument, NULL, 'p'},
     {"network", required_argument, NULL, O_NETWORK},
     {"net", required_argument, NULL, O_NETWORK},
+    {"ip", required_argument, NULL, O_IP},
+    {"gateway", required_argument, NULL, O_GATEWAY},
+    {"dns", required_argument, NULL, O_DNS},
     {"vmm", required_argument, NULL, O_VMM},
     {"connect", required_argument, NULL, O_CONNECT},
     {"debug", no_argument, NULL, O_DEBUG},
@@ -330,6 +502,8 @@ static int one_option(struct husk_run_options *o, int c, const char *arg,
                       struct husk_error *err)
 {
 	switch (c) {
+	case 'd': o->detach = true; return 0;
+	case 'v': return add_volume(o, arg, err);
 	case 'i': o->interactive = true; return 0;
 	case 't': o->tty = true; return 0;
 	case O_RM: o->rm = true; return 0;
@@ -362,6 +536,9 @@ static int one_option(struct husk_run_options *o, int c, const char *arg,
 	case O_ROOTFS: o->rootfs = arg; return 0;
 	case 'p': return add_publish(o, arg, err);
 	case O_NETWORK: return set_network(o, arg, err);
+	case O_IP: o->ip = arg; return 0;
+	case O_GATEWAY: o->gateway = arg; return 0;
+	case O_DNS: o->dns = arg; return 0;
 	case O_VMM: o->vmm = arg; return 0;
 	case O_CONNECT: o->connect = arg; return 0;
 	case O_DEBUG: o->debug = true; return 0;
@@ -378,7 +555,7 @@ int husk_run_parse(int argc, char **argv, struct husk_run_options *o,
 	int c;
 	/* '+': options end at the first argument, which is the image or
 	 * the command, as in Docker. */
-	while ((c = getopt_long(argc, argv, "+ite:w:u:h:m:p:", run_opts,
+	while ((c = getopt_long(argc, argv, "+dite:w:u:h:m:p:v:", run_opts,
 	                        NULL)) != -1) {
 		if (c == O_HELP)
 			return husk_err(err, EAGAIN, "help");
@@ -409,6 +586,21 @@ int husk_run_parse(int argc, char **argv, struct husk_run_options *o,
 		return husk_err(err, EINVAL,
 		                "conflicting options: -p publishes ports, "
 		                "--network none has none");
+	if (check_tap_options(o, err) < 0)
+		return -err->code;
+	/* -d runs through husk-runtime, whose container stdio is a log
+	 * file: no terminal to hand it, and nothing left to --rm it. */
+	if (o->detach && o->tty)
+		return husk_err(err, EINVAL,
+		                "-t with -d is not supported: use 'husk exec "
+		                "-t' on the running container");
+	if (o->detach && o->rm)
+		return husk_err(err, EINVAL,
+		                "--rm with -d is not supported: 'husk rm' "
+		                "the container once it exits");
+	if (o->detach && o->connect)
+		return husk_err(err, EINVAL,
+		                "--connect runs in the foreground; drop -d");
 	o->cmd = rest;
 	o->ncmd = nrest;
 	if (o->ncmd == 0 && (!o->entrypoint || !o->entrypoint[0]) && !o->image)
@@ -426,4 +618,11 @@ void husk_run_options_free(struct husk_run_options *o)
 	free(o->ports);
 	o->ports = NULL;
 	o->nports = 0;
+	for (size_t i = 0; i < o->nvolumes; i++) {
+		free(o->volumes[i].host);
+		free(o->volumes[i].container);
+	}
+	free(o->volumes);
+	o->volumes = NULL;
+	o->nvolumes = 0;
 }

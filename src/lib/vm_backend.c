@@ -19,12 +19,14 @@
 #include <unistd.h>
 
 #include "husk/program.h"
+#include "husk/tap.h"
 
 #define DEFAULT_QEMU  "qemu-system-x86_64"
 #define MAX_CPUS      32 /* husk-vmm's limit; QEMU gets the same */
 #define MAX_SERIAL    20 /* virtio-blk's serial field */
 #define MAX_SHARE_TAG 31 /* husk-vmm's --share tag */
 #define AGENT_FD      3  /* the agent socket's number in the VMM */
+#define TAP_FD        4  /* the tap's number in the VMM (HUSK_VM_NET_TAP) */
 #define FIRST_HIGH_FD 10 /* ours live above what the child dup2s onto */
 
 int husk_vmm_parse(const char *name, enum husk_vmm *out, struct husk_error *err)
@@ -252,6 +254,45 @@ static int check_shares(const struct husk_vm_config *c, struct husk_error *err)
 	return 0;
 }
 
+/* A tap network: a bridge, the guest's address, a gateway inside its
+ * subnet (else the agent's default route would fail), IPv4 DNS. */
+static int check_tap(const struct husk_vm_config *c, struct husk_error *err)
+{
+	if (c->net != HUSK_VM_NET_TAP)
+		return 0;
+	if (!c->tap_bridge || !c->tap_bridge[0])
+		return husk_err(err, EINVAL, "a tap network needs a bridge");
+	if (!c->tap_guest_ip)
+		return husk_err(err, EINVAL,
+		                "a tap network needs the guest's address "
+		                "(--ip)");
+	struct in_addr ip, gw;
+	unsigned prefix;
+	if (husk_parse_cidr("guest address", c->tap_guest_ip, &ip, &prefix,
+	                    err) < 0)
+		return -err->code;
+	if (c->tap_gateway && c->tap_gateway[0]) {
+		uint32_t mask = htonl(~0u << (32 - prefix));
+		if (inet_pton(AF_INET, c->tap_gateway, &gw) != 1)
+			return husk_err(err, EINVAL,
+			                "gateway %s is not an IPv4 address",
+			                c->tap_gateway);
+		if ((gw.s_addr & mask) != (ip.s_addr & mask) ||
+		    gw.s_addr == ip.s_addr)
+			return husk_err(err, EINVAL,
+			                "gateway %s is not another address in "
+			                "%s's subnet",
+			                c->tap_gateway, c->tap_guest_ip);
+	}
+	if (c->tap_dns && c->tap_dns[0] &&
+	    inet_pton(AF_INET, c->tap_dns, &gw) != 1)
+		return husk_err(err, EINVAL,
+		                "DNS server %s is not an IPv4 "
+		                "address",
+		                c->tap_dns);
+	return 0;
+}
+
 static int check_config(const struct husk_vm_config *c, struct husk_error *err)
 {
 	if (c->vmm != HUSK_VMM_HUSK && c->vmm != HUSK_VMM_QEMU)
@@ -272,6 +313,8 @@ static int check_config(const struct husk_vm_config *c, struct husk_error *err)
 	if (check_ports(c, err) < 0)
 		return -err->code;
 	if (check_shares(c, err) < 0)
+		return -err->code;
+	if (check_tap(c, err) < 0)
 		return -err->code;
 	for (size_t i = 0; i < c->ndisks; i++) {
 		const struct husk_vm_disk *d = &c->disks[i];
@@ -301,10 +344,28 @@ static void add_cmdline(struct args *a, const struct husk_vm_config *c)
 	if (c->debug && len > 6 && !strcmp(base + len - 6, " quiet"))
 		len -= 6;
 	const char *extra = c->cmdline_extra ? c->cmdline_extra : "";
-	/* The agent configures the guest's NIC from it (src/agent/net.c). */
-	const char *net =
-	    c->net == HUSK_VM_NET_USER ? " " HUSK_VM_NET_CMDLINE : "";
-	add(a, "%.*s%s%s%s", (int)len, base, extra[0] ? " " : "", extra, net);
+	/* The agent configures the guest's NIC from it (src/agent/net.c);
+	 * on a tap an empty gateway or DNS means none. */
+	if (c->net == HUSK_VM_NET_TAP)
+		add(a, "%.*s%s%s husk.net=%s,%s,%s", (int)len, base,
+		    extra[0] ? " " : "", extra, c->tap_guest_ip,
+		    c->tap_gateway ? c->tap_gateway : "",
+		    c->tap_dns ? c->tap_dns : "");
+	else
+		add(a, "%.*s%s%s%s", (int)len, base, extra[0] ? " " : "", extra,
+		    c->net == HUSK_VM_NET_USER ? " " HUSK_VM_NET_CMDLINE : "");
+}
+
+/* The guest's MAC on a tap, from its address (check_tap passed). */
+static void tap_mac(const struct husk_vm_config *c, char out[18])
+{
+	struct in_addr ip = {0};
+	unsigned prefix;
+	uint8_t m[6];
+	husk_parse_cidr("", c->tap_guest_ip, &ip, &prefix, NULL);
+	husk_tap_mac_for(ip, m);
+	snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2],
+	         m[3], m[4], m[5]);
 }
 
 /* "PREFIX,hostfwd=tcp:IP:HOSTPORT-:GUESTPORT,..." in QEMU's syntax, which
@@ -357,6 +418,11 @@ static void argv_husk(struct args *a, const struct husk_vm_config *c,
 	if (c->net == HUSK_VM_NET_USER) {
 		add(a, "--net");
 		add_net(a, c, "user");
+	} else if (c->net == HUSK_VM_NET_TAP) {
+		char mac[18];
+		tap_mac(c, mac);
+		add(a, "--net");
+		add(a, "tap,fd=%d,mac=%s", TAP_FD, mac);
 	}
 	for (size_t i = 0; i < c->nshares; i++) {
 		add(a, "--share");
@@ -456,6 +522,17 @@ static void argv_qemu(struct args *a, const struct husk_vm_config *c,
 		add_net(a, c, "user,id=n0");
 		add(a, "-device");
 		add(a, "virtio-net-device,netdev=n0");
+	} else if (c->net == HUSK_VM_NET_TAP) {
+		/* husk made the tap (with a vnet header, QEMU's own default
+		 * for the offloads it negotiates) and attached it; QEMU only
+		 * uses the descriptor, so it needs no privilege and no
+		 * qemu-bridge-helper. */
+		char mac[18];
+		tap_mac(c, mac);
+		add(a, "-netdev");
+		add(a, "tap,id=n0,fd=%d", TAP_FD);
+		add(a, "-device");
+		add(a, "virtio-net-device,netdev=n0,mac=%s", mac);
 	}
 	/* security_model=none: files keep the guest's owner where QEMU may
 	 * set it, as husk-vmm's --share does. */
@@ -538,6 +615,7 @@ struct spawn {
 	char prog[PATH_MAX];
 	char **argv;
 	int agent;   /* the VMM's end of the socketpair */
+	int tap;     /* HUSK_VM_NET_TAP: the tap, else -1 */
 	int log;     /* vmm.log */
 	int null;    /* /dev/null */
 	int errpipe; /* write end: errno when exec fails */
@@ -576,10 +654,11 @@ static _Noreturn void child(const struct spawn *s)
 		signal(sig, SIG_DFL); /* ignored signals survive exec */
 	int e = 0;
 	if (dup2(s->null, 0) < 0 || dup2(s->log, 1) < 0 ||
-	    dup2(s->log, 2) < 0 || dup2(s->agent, AGENT_FD) < 0)
+	    dup2(s->log, 2) < 0 || dup2(s->agent, AGENT_FD) < 0 ||
+	    (s->tap >= 0 && dup2(s->tap, TAP_FD) < 0))
 		e = errno;
 	if (!e) {
-		mark_cloexec_from(AGENT_FD + 1);
+		mark_cloexec_from(s->tap >= 0 ? TAP_FD + 1 : AGENT_FD + 1);
 		execv(s->prog, s->argv);
 		e = errno;
 	}
@@ -590,7 +669,7 @@ static _Noreturn void child(const struct spawn *s)
 
 static void close_spawn(struct spawn *s)
 {
-	int *fds[] = {&s->agent, &s->log, &s->null, &s->errpipe};
+	int *fds[] = {&s->agent, &s->tap, &s->log, &s->null, &s->errpipe};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (*fds[i] >= 0)
 			close(*fds[i]);
@@ -621,12 +700,44 @@ static int open_logs(const struct husk_vm_config *c, struct husk_vm *vm,
 	return 0;
 }
 
+/* The tap, made here for either VMM (husk/tap.h) so that its errors come
+ * before anything starts; without a gateway, the bridge's own address
+ * when it is in the guest's subnet (gw: storage for it). */
+static int open_tap(struct husk_vm_config *c, struct husk_vm *vm,
+                    struct spawn *s, char gw[INET_ADDRSTRLEN],
+                    struct husk_error *err)
+{
+	if (c->net != HUSK_VM_NET_TAP)
+		return 0;
+	int rc = check_config(c, err);
+	if (rc < 0)
+		return rc;
+	struct in_addr ip, br;
+	unsigned prefix;
+	husk_parse_cidr("", c->tap_guest_ip, &ip, &prefix, NULL);
+	uint32_t mask = htonl(~0u << (32 - prefix));
+	if ((!c->tap_gateway || !c->tap_gateway[0]) &&
+	    husk_tap_bridge_addr(c->tap_bridge, &br) == 0 &&
+	    (br.s_addr & mask) == (ip.s_addr & mask) && br.s_addr != ip.s_addr)
+		c->tap_gateway = inet_ntop(AF_INET, &br, gw, INET_ADDRSTRLEN);
+	/* QEMU negotiates offloads through the vnet header; husk-vmm
+	 * takes plain frames (src/vmm/net_tap.h). */
+	struct husk_tap_request r = {c->tap_ifname, c->tap_bridge,
+	                             c->vmm == HUSK_VMM_QEMU};
+	s->tap = high_fd(husk_tap_open(&r, vm->tap, err));
+	return s->tap < 0 ? -err->code : 0;
+}
+
 /* Everything but the fork: descriptors, argv, the program's path. The
  * read end of the exec error pipe goes to *rfd. */
-static int prepare(const struct husk_vm_config *c, struct husk_vm *vm,
+static int prepare(const struct husk_vm_config *cfg, struct husk_vm *vm,
                    struct spawn *s, int *rfd, struct husk_error *err)
 {
-	int rc = husk_vm_argv(c, AGENT_FD, &s->argv, err);
+	struct husk_vm_config copy = *cfg, *c = &copy;
+	char gw[INET_ADDRSTRLEN];
+	int rc = open_tap(c, vm, s, gw, err);
+	if (rc == 0)
+		rc = husk_vm_argv(c, AGENT_FD, &s->argv, err);
 	if (rc == 0)
 		rc = find_program(s->argv[0], s->prog, sizeof(s->prog), err);
 	if (rc == 0)
@@ -673,7 +784,9 @@ int husk_vm_start(const struct husk_vm_config *c, struct husk_vm *vm,
 	vm->pid = -1;
 	vm->agent_fd = -1;
 	vm->console_log[0] = '\0';
-	struct spawn s = {.agent = -1, .log = -1, .null = -1, .errpipe = -1};
+	vm->tap[0] = '\0';
+	struct spawn s = {
+	    .agent = -1, .tap = -1, .log = -1, .null = -1, .errpipe = -1};
 	int rfd = -1;
 	pid_t pid = -1;
 	int rc = prepare(c, vm, &s, &rfd, err);

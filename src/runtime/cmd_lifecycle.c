@@ -11,6 +11,7 @@
 
 #include <json-c/json.h>
 
+#include "husk/proc.h"
 #include "rt.h"
 
 #define DELETE_WAIT_MS 15000
@@ -252,23 +253,23 @@ int rt_cmd_delete(int argc, char **argv)
 		char reply[4096];
 		if (rt_ctl_call(id, "{\"op\":\"delete\"}", reply, sizeof(reply),
 		                &err) < 0 &&
-		    rt_pid_alive(st.pid, st.pid_start))
+		    husk_pid_alive(st.pid, st.pid_start))
 			kill(st.pid, SIGKILL);
 	}
 	/* The supervisor takes its VM down on its way out; wait for that so
 	 * that nothing of the container outlives delete. */
 	for (int waited = 0; waited < DELETE_WAIT_MS; waited += 20) {
-		if (!rt_pid_alive(st.pid, st.pid_start))
+		if (!husk_pid_alive(st.pid, st.pid_start))
 			break;
 		usleep(20000);
 	}
-	if (rt_pid_alive(st.pid, st.pid_start))
+	if (husk_pid_alive(st.pid, st.pid_start))
 		kill(st.pid, SIGKILL);
 	if (st.vmm_pid > 0 && st.status != RT_STOPPED) {
 		/* the VMM dies with its supervisor (PDEATHSIG); this is for
 		 * a supervisor killed before it could say so */
 		for (int waited = 0; waited < 2000; waited += 20) {
-			if (!rt_pid_alive(st.vmm_pid, 0))
+			if (!husk_pid_alive(st.vmm_pid, 0))
 				break;
 			usleep(20000);
 		}

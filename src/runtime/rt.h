@@ -99,8 +99,6 @@ int rt_state_write(const struct rt_state *st, struct husk_error *err);
 /* ENOENT: "container ID does not exist". The status is corrected to
  * stopped when the supervisor is gone. */
 int rt_state_read(const char *id, struct rt_state *st, struct husk_error *err);
-uint64_t rt_proc_start_time(pid_t pid);
-bool rt_pid_alive(pid_t pid, uint64_t start);
 void rt_now_rfc3339(char *buf, size_t cap);
 /* runc's state object (without annotations); the caller puts it. */
 struct json_object;

@@ -18,6 +18,7 @@
 #include <json-c/json.h>
 
 #include "husk/io.h"
+#include "husk/proc.h"
 #include "rt.h"
 
 static const char *const status_names[] = {"creating", "created", "running",
@@ -64,43 +65,6 @@ void rt_now_rfc3339(char *buf, size_t cap)
 	char base[32];
 	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(buf, cap, "%s.%09ldZ", base, ts.tv_nsec);
-}
-
-uint64_t rt_proc_start_time(pid_t pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	/* after "(comm)", which may hold spaces: state is field 3, start
-	 * time field 22 */
-	char *p = strrchr(buf, ')');
-	if (!p || p[1] != ' ')
-		return 0;
-	char state = p[2];
-	if (state == 'Z' || state == 'X')
-		return 0; /* exited, waiting to be reaped */
-	p += 2;
-	for (int field = 3; field < 22 && p; field++) {
-		p = strchr(p, ' ');
-		if (p)
-			p++;
-	}
-	return p ? strtoull(p, NULL, 10) : 0;
-}
-
-bool rt_pid_alive(pid_t pid, uint64_t start)
-{
-	if (pid <= 0)
-		return false;
-	uint64_t now = rt_proc_start_time(pid);
-	return now && (!start || now == start);
 }
 
 int rt_state_write(const struct rt_state *st, struct husk_error *err)
@@ -197,7 +161,8 @@ int rt_state_read(const char *id, struct rt_state *st, struct husk_error *err)
 	copy_field(o, "created", st->created, sizeof(st->created));
 	copy_field(o, "sandbox", st->sandbox, sizeof(st->sandbox));
 	json_object_put(o);
-	if (st->status != RT_STOPPED && !rt_pid_alive(st->pid, st->pid_start)) {
+	if (st->status != RT_STOPPED &&
+	    !husk_pid_alive(st->pid, st->pid_start)) {
 		/* the supervisor is gone without saying how it ended */
 		st->status = RT_STOPPED;
 		if (!st->exit_code)

@@ -23,6 +23,7 @@
 #include "husk/io.h"
 #include "husk/program.h"
 #include "husk/rootfs_disk.h"
+#include "husk/proc.h"
 #include "sup.h"
 
 #define ROOT_SERIAL     "husk-root"
@@ -454,7 +455,13 @@ static int supervisor_main(struct sup *s, int ready)
 		sigaddset(&set, sigs[i]);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	s->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	int rc = stdio_fds(s, fds, &err);
+	/* Known from the start, so that a delete while the VM still boots
+	 * (its create killed, say) finds us and takes the VM down with us. */
+	s->st.pid = getpid();
+	s->st.pid_start = husk_proc_start_time(s->st.pid);
+	int rc = rt_state_write(&s->st, &err);
+	if (rc >= 0)
+		rc = stdio_fds(s, fds, &err);
 	if (rc >= 0)
 		rc = create_container(s, fds[0], fds[1], fds[2], &err);
 	else
@@ -464,8 +471,6 @@ static int supervisor_main(struct sup *s, int ready)
 	if (rc >= 0)
 		rc = listen_ctl(s, &err);
 	if (rc >= 0) {
-		s->st.pid = getpid();
-		s->st.pid_start = rt_proc_start_time(s->st.pid);
 		s->st.status = RT_CREATED;
 		rc = rt_state_write(&s->st, &err);
 	}

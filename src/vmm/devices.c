@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "net_slirp.h"
+#include "net_tap.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/p9.h"
@@ -89,6 +90,14 @@ int devices_create(struct vmm_devices *devs, struct vm *vm,
 		rc = net_slirp_create(&v->dev, &vm->mem, &opt->net, err);
 		if (rc == 0) {
 			v->destroy = net_slirp_destroy;
+			rc = attach(devs, vm, v, err);
+		}
+	}
+	if (rc == 0 && opt->net.tap) {
+		struct vmm_virtio *v = &devs->v[devs->n];
+		rc = net_tap_create(&v->dev, &vm->mem, &opt->net, err);
+		if (rc == 0) {
+			v->destroy = net_tap_destroy;
 			rc = attach(devs, vm, v, err);
 		}
 	}

@@ -77,14 +77,88 @@ bad:
 	                spec);
 }
 
+/* "52:54:0a:58:00:02": six hex bytes, a unicast address. */
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned b[6];
+	int end = 0;
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%n", &b[0], &b[1], &b[2], &b[3],
+	           &b[4], &b[5], &end) != 6 ||
+	    s[end] || strlen(s) != 17 || (b[0] & 1))
+		return -1;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)b[i];
+	return 0;
+}
+
+/* An interface name for the kernel: 1..15 bytes, no '/', ':' or space. */
+static int copy_ifname(const char *s, char out[IF_NAMESIZE])
+{
+	size_t len = strlen(s);
+	if (len == 0 || len >= IF_NAMESIZE || strpbrk(s, "/: \t\n"))
+		return -1;
+	memcpy(out, s, len + 1);
+	return 0;
+}
+
+static int parse_tap_option(const char *tok, struct vmm_net *n,
+                            struct husk_error *err)
+{
+	if (!strncmp(tok, "ifname=", 7) && copy_ifname(tok + 7, n->ifname) == 0)
+		return 0;
+	if (!strncmp(tok, "bridge=", 7) && copy_ifname(tok + 7, n->bridge) == 0)
+		return 0;
+	if (!strncmp(tok, "mac=", 4) && parse_mac(tok + 4, n->mac) == 0) {
+		n->has_mac = true;
+		return 0;
+	}
+	if (!strncmp(tok, "fd=", 3)) {
+		char *end;
+		long v = strtol(tok + 3, &end, 10);
+		if (tok[3] >= '0' && tok[3] <= '9' && !*end && v <= 65535) {
+			n->tap_fd = (int)v;
+			return 0;
+		}
+	}
+	return husk_err(err, EINVAL,
+	                "--net tap: bad option '%s' (want ifname=NAME, "
+	                "bridge=BR, mac=52:54:..., fd=N)",
+	                tok);
+}
+
+static int parse_tap(const char *opts, struct vmm_net *n,
+                     struct husk_error *err)
+{
+	n->tap = true;
+	n->tap_fd = -1;
+	char *copy = strdup(opts);
+	if (!copy)
+		return husk_err(err, ENOMEM, "--net");
+	int rc = 0;
+	char *save = NULL;
+	for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0;
+	     tok = strtok_r(NULL, ",", &save))
+		rc = parse_tap_option(tok, n, err);
+	free(copy);
+	/* An inherited tap is already named and attached by its maker. */
+	if (rc == 0 && n->tap_fd >= 0 && (n->ifname[0] || n->bridge[0]))
+		rc = husk_err(err, EINVAL,
+		              "--net tap: fd= excludes ifname= and bridge=");
+	return rc;
+}
+
 int vmm_parse_net(const char *arg, struct vmm_net *n, struct husk_error *err)
 {
 	memset(n, 0, sizeof(*n));
+	n->tap_fd = -1;
 	if (!strcmp(arg, "none"))
 		return 0;
+	if (!strncmp(arg, "tap", 3) && (!arg[3] || arg[3] == ','))
+		return parse_tap(arg + 3, n, err);
 	if (strncmp(arg, "user", 4) || (arg[4] && arg[4] != ','))
 		return husk_err(err, EINVAL,
-		                "--net '%s': want none or user[,hostfwd=...]",
+		                "--net '%s': want none, user[,hostfwd=...] or "
+		                "tap[,ifname=NAME][,bridge=BR]",
 		                arg);
 	n->user = true;
 	char *copy = strdup(arg + 4);

@@ -79,11 +79,97 @@ check_net_port_in_use() {
 	wait "$holder" 2>/dev/null
 }
 
+# ---- the tap network (--network tap:BRIDGE --ip ...): needs root and a
+# kernel with tun and bridge, so only inside the test machine
+# (NET_TAP=1). ----
+NET_BRIDGE=br-husk
+
+net_taps() { ls /sys/class/net | grep '^husk' || true; }
+
+# (e) Two VMs on one bridge: A serves twice on port 9000, the host reaches
+# it at 10.88.0.2, then B (10.88.0.3) does; A's eth0 has the address and
+# the bridge's address as its gateway; the taps sit on the bridge while
+# the VMs run and are gone after.
+check_net_tap_two_vms() {
+	ip link add "$NET_BRIDGE" type bridge
+	ip addr add 10.88.0.1/24 dev "$NET_BRIDGE"
+	ip link set "$NET_BRIDGE" up
+	local a got="" ports="" i
+	timeout -k 10 "$RUN_TIMEOUT" "$HUSK" run --vmm "$MODE" --rm \
+		--network "tap:$NET_BRIDGE" --ip 10.88.0.2/24 --rootfs "$ROOTFS" \
+		sh -c 'ip -4 addr show eth0; ip route; nc -l -p 9000 -e echo pong-host; nc -l -p 9000 -e echo pong' \
+		>"$work/a.out" 2>"$work/a.err" </dev/null &
+	a=$!
+	# Until the guest listens, it answers with a reset (or not at all).
+	for i in $(seq 1 "$RUN_TIMEOUT"); do
+		got=$(timeout 5 socat -t 3 - TCP:10.88.0.2:9000,connect-timeout=2 </dev/null 2>/dev/null)
+		[ "$got" = pong-host ] && break
+		kill -0 "$a" 2>/dev/null || break
+		sleep 1
+	done
+	ports=$(ls /sys/class/net/$NET_BRIDGE/brif 2>/dev/null | tr '\n' ' ')
+	# For show() on failure: what A said so far.
+	rc=$got
+	cp "$work/a.out" "$work/out"
+	cp "$work/a.err" "$work/err"
+	expect "tap: the host reaches a VM at 10.88.0.2 over $NET_BRIDGE (its tap: $ports)" \
+		'[ "$got" = pong-host ] && [[ "$ports" == husk* ]]'
+	hrun --rm --network "tap:$NET_BRIDGE" --ip 10.88.0.3/24 --rootfs "$ROOTFS" \
+		sh -c 'for i in 1 2 3 4 5 6 7 8 9 10; do r=$(nc 10.88.0.2 9000 </dev/null) && [ -n "$r" ] && break; sleep 1; done; echo "$r"'
+	expect "tap: a second VM (10.88.0.3) gets pong from the first over the bridge" \
+		'[ "$rc" = 0 ] && [ "$(out)" = pong ]'
+	wait "$a"
+	rc=$?
+	cp "$work/a.out" "$work/out"
+	cp "$work/a.err" "$work/err"
+	expect "tap: eth0 is 10.88.0.2/24 with the bridge's 10.88.0.1 as gateway" \
+		'[ "$rc" = 0 ] && grep -q "inet 10.88.0.2/24" "$work/out" && grep -q "default via 10.88.0.1" "$work/out"'
+	for i in $(seq 1 20); do [ -z "$(net_taps)" ] && break; sleep 0.2; done
+	echo "after: $(net_taps)" >"$work/out"
+	expect "tap: no tap is left once the VMs have ended" '[ -z "$(net_taps)" ]'
+}
+
+# (f) Errors before boot: an unknown bridge, a name that is taken; husk
+# run exits 125, husk-vmm 1.
+check_net_tap_errors() {
+	hrun --rm --network tap:br-x --ip 10.88.0.2/24 --rootfs "$ROOTFS" true
+	expect "tap: an unknown bridge: exit 125, 'bridge br-x does not exist'" \
+		'[ "$rc" = 125 ] && grep -q "bridge br-x does not exist" "$work/err"'
+	hrun --rm --network "tap:$NET_BRIDGE,ifname=$NET_BRIDGE" --ip 10.88.0.2/24 --rootfs "$ROOTFS" true
+	expect "tap: a name in use: exit 125, 'interface $NET_BRIDGE is in use'" \
+		'[ "$rc" = 125 ] && grep -q "interface $NET_BRIDGE is in use" "$work/err"'
+	if [ "$MODE" = husk ]; then
+		timeout 60 "$(dirname "$HUSK")/husk-vmm" --kernel "$(dirname "$HUSK")/../share/husk/vmlinux" \
+			--net tap,bridge=br-x >"$work/out" 2>"$work/err"
+		rc=$?
+		expect "husk-vmm --net tap,bridge=br-x: exit 1 before booting" \
+			'[ "$rc" = 1 ] && grep -q "bridge br-x does not exist" "$work/err" && [ ! -s "$work/out" ]'
+		# Without CAP_NET_ADMIN (nobody, via setpriv): the message says so.
+		if command -v setpriv >/dev/null; then
+			# A throwaway machine: open the devices to all, so that
+			# only the capability is missing.
+			chmod 666 /dev/net/tun /dev/kvm 2>/dev/null
+			timeout 60 setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+				"$(dirname "$HUSK")/husk-vmm" --kernel "$(dirname "$HUSK")/../share/husk/vmlinux" \
+				--net tap >"$work/out" 2>"$work/err"
+			rc=$?
+			expect "husk-vmm --net tap without CAP_NET_ADMIN: exit 1, says so" \
+				'[ "$rc" = 1 ] && grep -q "creating a tap needs CAP_NET_ADMIN" "$work/err"'
+		fi
+	fi
+	[ -z "$(net_taps)" ] || echo "# left over: $(net_taps)"
+}
+
 run_net_all() {
 	check_net_interfaces
 	check_net_publish
 	check_net_outbound
 	check_net_port_in_use
+	if [ "${NET_TAP:-0}" = 1 ]; then
+		check_net_tap_two_vms
+		check_net_tap_errors
+		ip link del "$NET_BRIDGE" 2>/dev/null
+	fi
 	echo "1..$n"
 	[ "$fails" = 0 ]
 }

@@ -247,6 +247,148 @@ static void publish_and_network(void **state)
 	husk_run_options_free(&o);
 }
 
+/* --network tap:BRIDGE with --ip (and --gateway, --dns): each refused
+ * combination names what is wrong. */
+static void tap_network(void **state)
+{
+	(void)state;
+	struct husk_run_options o;
+	struct husk_error e = {0};
+	char *a1[] = {"run",  "--network",    "tap:br-husk",
+	              "--ip", "10.88.0.2/24", "--rootfs",
+	              "/r",   "true",         NULL};
+	assert_int_equal(husk_run_parse(ARGC(a1), a1, &o, &e), 0);
+	assert_true(o.network_tap);
+	assert_false(o.network_none);
+	assert_string_equal(o.tap_bridge, "br-husk");
+	assert_string_equal(o.tap_ifname, "");
+	assert_string_equal(o.ip, "10.88.0.2/24");
+	assert_null(o.gateway);
+	assert_null(o.dns);
+	husk_run_options_free(&o);
+
+	char *a2[] = {"run",       "--network=tap:br0,ifname=vm7",
+	              "--ip",      "192.168.5.20/16",
+	              "--gateway", "192.168.0.1",
+	              "--dns",     "192.168.0.53",
+	              "--rootfs",  "/r",
+	              "true",      NULL};
+	assert_int_equal(husk_run_parse(ARGC(a2), a2, &o, &e), 0);
+	assert_string_equal(o.tap_bridge, "br0");
+	assert_string_equal(o.tap_ifname, "vm7");
+	assert_string_equal(o.gateway, "192.168.0.1");
+	assert_string_equal(o.dns, "192.168.0.53");
+	husk_run_options_free(&o);
+
+	/* A later --network wins, as any repeated option. */
+	char *a3[] = {"run",      "--network", "tap:br0", "--network", "none",
+	              "--rootfs", "/r",        "true",    NULL};
+	assert_int_equal(husk_run_parse(ARGC(a3), a3, &o, &e), 0);
+	assert_false(o.network_tap);
+	assert_true(o.network_none);
+	husk_run_options_free(&o);
+
+	static const struct {
+		const char *net, *ip, *gw, *dns, *port, *msg;
+	} bad[] = {
+	    {"tap:br0", NULL, NULL, NULL, NULL, "needs --ip"},
+	    {"tap:", "10.88.0.2/24", NULL, NULL, NULL, "tap:BRIDGE"},
+	    {"tap:a-bridge-name-too-long", "10.88.0.2/24", NULL, NULL, NULL,
+	     "1 to 15"},
+	    {"tap:br/0", "10.88.0.2/24", NULL, NULL, NULL, "tap:BRIDGE"},
+	    {"tap:br0,name=x", "10.88.0.2/24", NULL, NULL, NULL, "ifname="},
+	    {"tap:br0,ifname=", "10.88.0.2/24", NULL, NULL, NULL, "ifname="},
+	    {"tap:br0", "10.88.0.2", NULL, NULL, NULL, "--ip 10.88.0.2"},
+	    {"tap:br0", "10.88.0.0/24", NULL, NULL, NULL, "network or broad"},
+	    {"tap:br0", "10.88.0.2/24", "10.99.0.1", NULL, NULL, "subnet"},
+	    {"tap:br0", "10.88.0.2/24", "gw", NULL, NULL, "--gateway gw"},
+	    {"tap:br0", "10.88.0.2/24", NULL, "dns", NULL, "--dns dns"},
+	    {"tap:br0", "10.88.0.2/24", NULL, NULL, "80:80", "-p publishes"},
+	    {"user", "10.88.0.2/24", NULL, NULL, NULL, "--ip needs --network"},
+	    {"user", NULL, "10.0.2.1", NULL, NULL, "--gateway needs"},
+	    {"none", NULL, NULL, "1.1.1.1", NULL, "--dns needs"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *argv[16];
+		int n = 0;
+		argv[n++] = "run";
+		argv[n++] = "--network";
+		argv[n++] = (char *)bad[i].net;
+		if (bad[i].ip) {
+			argv[n++] = "--ip";
+			argv[n++] = (char *)bad[i].ip;
+		}
+		if (bad[i].gw) {
+			argv[n++] = "--gateway";
+			argv[n++] = (char *)bad[i].gw;
+		}
+		if (bad[i].dns) {
+			argv[n++] = "--dns";
+			argv[n++] = (char *)bad[i].dns;
+		}
+		if (bad[i].port) {
+			argv[n++] = "-p";
+			argv[n++] = (char *)bad[i].port;
+		}
+		argv[n++] = "--rootfs";
+		argv[n++] = "/r";
+		argv[n++] = "true";
+		argv[n] = NULL;
+		e.msg[0] = '\0';
+		if (husk_run_parse(n, argv, &o, &e) != -EINVAL ||
+		    !strstr(e.msg, bad[i].msg))
+			fail_msg("case %zu (%s): '%s'", i, bad[i].net, e.msg);
+		husk_run_options_free(&o);
+	}
+}
+
+static void detach_and_volumes(void **state)
+{
+	(void)state;
+	char *a1[] = {"run",        "-d",       "-v", "/h:/c", "--volume",
+	              "/x/y:/z:ro", "--rootfs", "/r", "sh",    NULL};
+	struct husk_run_options o;
+	struct husk_error e = {0};
+	assert_int_equal(husk_run_parse(ARGC(a1), a1, &o, &e), 0);
+	assert_true(o.detach);
+	assert_int_equal(o.nvolumes, 2);
+	assert_string_equal(o.volumes[0].host, "/h");
+	assert_string_equal(o.volumes[0].container, "/c");
+	assert_false(o.volumes[0].readonly);
+	assert_string_equal(o.volumes[1].host, "/x/y");
+	assert_string_equal(o.volumes[1].container, "/z");
+	assert_true(o.volumes[1].readonly);
+	husk_run_options_free(&o);
+	assert_int_equal(o.nvolumes, 0);
+	static const struct {
+		const char *v, *msg;
+	} bad[] = {
+	    {"data:/c", "named volumes are not supported"},
+	    {"/h", "named volumes are not supported"},
+	    {"/h:c", "must be absolute"},
+	    {"/h:", "must be absolute"},
+	    {"/h:/c:rx", "the mode is ro or rw, not 'rx'"},
+	    {"/h:/c:", "the mode is ro or rw"},
+	    {"/a,b:/c", "cannot be shared"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *a[] = {"run", "-v", (char *)bad[i].v, "--rootfs", "/r",
+		             "sh",  NULL};
+		assert_int_equal(husk_run_parse(ARGC(a), a, &o, &e), -EINVAL);
+		if (!strstr(e.msg, bad[i].msg))
+			fail_msg("-v %s: %s", bad[i].v, e.msg);
+		husk_run_options_free(&o);
+	}
+	char *a2[] = {"run", "-dt", "--rootfs", "/r", "sh", NULL};
+	assert_int_equal(husk_run_parse(ARGC(a2), a2, &o, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "-t with -d"));
+	husk_run_options_free(&o);
+	char *a3[] = {"run", "-d", "--rm", "--rootfs", "/r", "sh", NULL};
+	assert_int_equal(husk_run_parse(ARGC(a3), a3, &o, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "--rm with -d"));
+	husk_run_options_free(&o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +398,8 @@ int main(void)
 	    cmocka_unit_test(sizes_and_cpus),
 	    cmocka_unit_test(env_file_and_host_values),
 	    cmocka_unit_test(publish_and_network),
+	    cmocka_unit_test(tap_network),
+	    cmocka_unit_test(detach_and_volumes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -362,9 +362,41 @@ static void net_option_parsing(void **state)
 	assert_int_equal(ntohl(n.fwd[0].guest_addr.s_addr), 0x0a00020f);
 	assert_true(n.fwd[1].udp);
 	assert_int_equal(n.fwd[1].host_addr.s_addr, 0);
+	assert_false(n.tap);
+	/* A tap husk-vmm makes, or one it inherits (husk run's way). */
+	assert_int_equal(vmm_parse_net("tap", &n, &e), 0);
+	assert_true(n.tap);
+	assert_false(n.user);
+	assert_int_equal(n.tap_fd, -1);
+	assert_string_equal(n.ifname, "");
+	assert_int_equal(
+	    vmm_parse_net(
+	        "tap,ifname=husk7,bridge=br-husk,mac=52:54:0a:58:00:02", &n,
+	        &e),
+	    0);
+	assert_string_equal(n.ifname, "husk7");
+	assert_string_equal(n.bridge, "br-husk");
+	assert_true(n.has_mac);
+	assert_int_equal(n.mac[2], 0x0a);
+	assert_int_equal(n.mac[5], 0x02);
+	assert_int_equal(vmm_parse_net("tap,fd=4", &n, &e), 0);
+	assert_int_equal(n.tap_fd, 4);
+	assert_false(n.has_mac);
 	static const char *const bad[] = {
 	    "",
-	    "tap",
+	    "tapx",
+	    "tap,ifname=",
+	    "tap,ifname=a-name-far-too-long",
+	    "tap,ifname=a/b",
+	    "tap,bridge=br:0",
+	    "tap,mac=01:00:5e:00:00:01", /* multicast */
+	    "tap,mac=52:54:00:12:34",
+	    "tap,mac=52:54:00:12:34:56:78",
+	    "tap,fd=",
+	    "tap,fd=-1",
+	    "tap,fd=4x",
+	    "tap,fd=4,bridge=br0",
+	    "tap,colour=blue",
 	    "usery",
 	    "user,foo=1",
 	    "user,hostfwd=tcp:1.2.3.4:0-:80",

@@ -303,6 +303,67 @@ static void net_argv(void **state)
 	c.net = HUSK_VM_NET_NONE;
 	assert_int_equal(husk_vm_argv(&c, 3, &argv, &e), -EINVAL);
 	assert_non_null(strstr(e.msg, "user network"));
+	c.net = HUSK_VM_NET_TAP;
+	c.tap_bridge = "br-husk";
+	c.tap_guest_ip = "10.88.0.2/24";
+	assert_int_equal(husk_vm_argv(&c, 3, &argv, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "user network"));
+}
+
+/* A tap: the VMM inherits it as descriptor 4, the MAC comes from the
+ * guest's address, the agent learns address, gateway and DNS (empty when
+ * not given). */
+static void tap_argv(void **state)
+{
+	struct husk_vm_config c = base_config(HUSK_VMM_HUSK);
+	c.cmdline_extra = NULL;
+	c.net = HUSK_VM_NET_TAP;
+	c.tap_bridge = "br-husk";
+	c.tap_guest_ip = "10.88.0.2/24";
+	char **argv = argv_of(&c, 3);
+	assert_true(has_pair(argv, "--net", "tap,fd=4,mac=52:54:0a:58:00:02"));
+	assert_true(has_pair(argv, "--cmdline",
+	                     "console=ttyS0 reboot=k panic=-1 quiet "
+	                     "husk.net=10.88.0.2/24,,"));
+	husk_vm_argv_free(argv);
+
+	c.tap_gateway = "10.88.0.1";
+	c.tap_dns = "9.9.9.9";
+	c.vmm = HUSK_VMM_QEMU;
+	argv = argv_of(&c, 3);
+	assert_true(has_pair(argv, "-netdev", "tap,id=n0,fd=4"));
+	assert_true(has_pair(argv, "-device",
+	                     "virtio-net-device,netdev=n0,mac=52:54:0a:58:00:"
+	                     "02"));
+	assert_true(has_pair(argv, "-append",
+	                     "console=ttyS0 reboot=k panic=-1 quiet "
+	                     "husk.net=10.88.0.2/24,10.88.0.1,9.9.9.9"));
+	husk_vm_argv_free(argv);
+
+	static const struct {
+		const char *bridge, *ip, *gw, *dns, *msg;
+	} bad[] = {
+	    {NULL, "10.88.0.2/24", NULL, NULL, "bridge"},
+	    {"br0", NULL, NULL, NULL, "--ip"},
+	    {"br0", "10.88.0.2", NULL, NULL, "prefix"},
+	    {"br0", "10.88.0.2/31", NULL, NULL, "prefix"},
+	    {"br0", "10.88.0.0/24", NULL, NULL, "network or broadcast"},
+	    {"br0", "10.88.0.255/24", NULL, NULL, "network or broadcast"},
+	    {"br0", "10.88.0.2/24", "10.89.0.1", NULL, "subnet"},
+	    {"br0", "10.88.0.2/24", "10.88.0.2", NULL, "subnet"},
+	    {"br0", "10.88.0.2/24", "gw", NULL, "IPv4"},
+	    {"br0", "10.88.0.2/24", NULL, "dns.example", "IPv4"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct husk_error e = {0};
+		c.tap_bridge = bad[i].bridge;
+		c.tap_guest_ip = bad[i].ip;
+		c.tap_gateway = bad[i].gw;
+		c.tap_dns = bad[i].dns;
+		if (husk_vm_argv(&c, 3, &argv, &e) != -EINVAL ||
+		    !strstr(e.msg, bad[i].msg))
+			fail_msg("case %zu: '%s'", i, e.msg);
+	}
 }
 
 static void qemu_argv(void **state)
@@ -650,6 +711,18 @@ static void start_errors(void **state)
 	c.vmm = HUSK_VMM_AUTO;
 	assert_int_equal(husk_vm_start(&c, &vm, &e), -EINVAL);
 
+	/* A tap on a bridge that is not there: refused before anything
+	 * runs (the bridge is looked up before /dev/net/tun is opened, so
+	 * this holds with and without privilege). */
+	c = script_config(s, "#!/bin/sh\ntouch ran\n");
+	c.net = HUSK_VM_NET_TAP;
+	c.tap_bridge = "br-husk-nx";
+	c.tap_guest_ip = "10.88.0.2/24";
+	assert_int_equal(husk_vm_start(&c, &vm, &e), -ENODEV);
+	assert_string_equal(e.msg, "bridge br-husk-nx does not exist");
+	assert_int_equal(vm.pid, -1);
+	assert_int_equal(vm.agent_fd, -1);
+
 	/* Reaped elsewhere: the socket is closed all the same. */
 	vm.pid = -1;
 	vm.agent_fd = dup(2);
@@ -831,6 +904,7 @@ int main(void)
 	    cmocka_unit_test(husk_vmm_argv_variants),
 	    cmocka_unit_test(qemu_argv),
 	    cmocka_unit_test(net_argv),
+	    cmocka_unit_test(tap_argv),
 	    cmocka_unit_test(argv_errors),
 	    cmocka_unit_test(share_argv),
 	    T(assets_from_environment),
