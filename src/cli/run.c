@@ -259,6 +259,8 @@ static int start_vm(const struct husk_run_options *o, const char *disk_path,
 	    .tap_guest_ip = o->ip,
 	    .tap_gateway = o->gateway,
 	    .tap_dns = o->dns,
+	    .shares = vols->shares,
+	    .nshares = vols->n,
 	};
 	if (husk_vm_start(&c, &r->vm, err) < 0)
 		return -err->code;

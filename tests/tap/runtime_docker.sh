@@ -7,5 +7,5 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=$here/build
 [ "$(id -u)" = 0 ] || { echo "1..0 # skip needs root"; exit 0; }
 [ -x "$BUILD/bin/husk-runtime" ] || { echo "1..0 # skip no optimised build in $BUILD"; exit 0; }
-exec "$here/scripts/testvm" --timeout 1500 -- env BUILD="$BUILD" \
+exec "$here/scripts/testvm" --timeout 2400 -- env BUILD="$BUILD" \
 	"$here/tests/runtime/docker-checks.sh"
