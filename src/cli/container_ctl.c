@@ -50,35 +50,6 @@ static int stop_one(struct ctr *c, void *arg, struct husk_error *err)
 	return husk_err(err, ETIMEDOUT, "container %s did not stop", c->id);
 }
 
-static int each(int argc, char **argv, const char *cmd,
-                int (*fn)(struct ctr *, void *, struct husk_error *), void *arg)
-{
-	if (optind >= argc) {
-		fprintf(stderr,
-		        "husk %s: requires at least 1 container name or id\n",
-		        cmd);
-		return HUSK_EXIT_USAGE;
-	}
-	int status = 0;
-	for (int i = optind; i < argc; i++) {
-		struct ctr c;
-		struct husk_error err = {0};
-		int rc = ctr_find(argv[i], &c, &err);
-		if (rc == 0)
-			rc = fn(&c, arg, &err);
-		ctr_free(&c);
-		if (rc < 0) {
-			fprintf(stderr, "Error response from daemon: %s\n",
-			        err.msg);
-			status = 1;
-		} else {
-			printf("%s\n", argv[i]);
-			fflush(stdout);
-		}
-	}
-	return status;
-}
-
 static int parse_time(int argc, char **argv, const char *cmd, int *secs)
 {
 	static const struct option opts[] = {
@@ -108,7 +79,7 @@ int cmd_stop(int argc, char **argv)
 	int secs;
 	if (parse_time(argc, argv, "stop", &secs) < 0)
 		return HUSK_EXIT_USAGE;
-	return each(argc, argv, "stop", stop_one, &secs);
+	return ctr_for_each_ref(argc, argv, "stop", stop_one, &secs, true);
 }
 
 static int kill_one(struct ctr *c, void *arg, struct husk_error *err)
@@ -136,7 +107,8 @@ int cmd_kill(int argc, char **argv)
 		}
 		sig = optarg;
 	}
-	return each(argc, argv, "kill", kill_one, (void *)sig);
+	return ctr_for_each_ref(argc, argv, "kill", kill_one, (void *)sig,
+	                        true);
 }
 
 static int start_one(struct ctr *c, void *arg, struct husk_error *err)
@@ -153,7 +125,7 @@ int cmd_start(int argc, char **argv)
 		fprintf(stderr, "usage: husk start CONTAINER...\n");
 		return HUSK_EXIT_USAGE;
 	}
-	return each(argc, argv, "start", start_one, NULL);
+	return ctr_for_each_ref(argc, argv, "start", start_one, NULL, true);
 }
 
 static int restart_one(struct ctr *c, void *arg, struct husk_error *err)
@@ -167,7 +139,8 @@ int cmd_restart(int argc, char **argv)
 	int secs;
 	if (parse_time(argc, argv, "restart", &secs) < 0)
 		return HUSK_EXIT_USAGE;
-	return each(argc, argv, "restart", restart_one, &secs);
+	return ctr_for_each_ref(argc, argv, "restart", restart_one, &secs,
+	                        true);
 }
 
 /* Copies what fd holds from its current offset to stdout. */

@@ -86,4 +86,12 @@ int ctr_start(struct ctr *c, struct husk_error *err);
 /* Waits until c stops, up to timeout_ms (-1: forever); true once stopped. */
 bool ctr_wait_stopped(struct ctr *c, int timeout_ms);
 
+/* Runs fn on each container named in argv[optind..], Docker style: each
+ * success prints the argument (with echo), each failure an error; returns
+ * 1 if any failed, HUSK_EXIT_USAGE without a name. (containers.c) */
+int ctr_for_each_ref(int argc, char **argv, const char *cmd,
+                     int (*fn)(struct ctr *c, void *arg,
+                               struct husk_error *err),
+                     void *arg, bool echo);
+
 #endif

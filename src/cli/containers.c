@@ -161,10 +161,10 @@ static int remove_container(struct ctr *c, struct husk_error *err)
 /* Runs fn on each container named in argv[optind..], Docker style:
  * each success prints the argument, each failure an error; 1 if any
  * failed. */
-static int for_each_ref(int argc, char **argv, const char *cmd,
-                        int (*fn)(struct ctr *c, void *arg,
-                                  struct husk_error *err),
-                        void *arg, bool echo)
+int ctr_for_each_ref(int argc, char **argv, const char *cmd,
+                     int (*fn)(struct ctr *c, void *arg,
+                               struct husk_error *err),
+                     void *arg, bool echo)
 {
 	if (optind >= argc) {
 		fprintf(stderr,
@@ -186,6 +186,7 @@ static int for_each_ref(int argc, char **argv, const char *cmd,
 			status = 1;
 		} else if (echo) {
 			printf("%s\n", argv[i]);
+			fflush(stdout);
 		}
 	}
 	return status;
@@ -217,7 +218,7 @@ int cmd_rm(int argc, char **argv)
 		}
 		force = true;
 	}
-	return for_each_ref(argc, argv, "rm", rm_one, &force, true);
+	return ctr_for_each_ref(argc, argv, "rm", rm_one, &force, true);
 }
 
 static int wait_one(struct ctr *c, void *arg, struct husk_error *err)
@@ -233,7 +234,7 @@ static int wait_one(struct ctr *c, void *arg, struct husk_error *err)
 int cmd_wait(int argc, char **argv)
 {
 	optind = 1;
-	return for_each_ref(argc, argv, "wait", wait_one, NULL, false);
+	return ctr_for_each_ref(argc, argv, "wait", wait_one, NULL, false);
 }
 
 static json_object *jstr(const char *s)
