@@ -24,6 +24,7 @@
 #include "husk/agent_client.h"
 #include "husk/run_options.h"
 #include "husk/vm_backend.h"
+#include "husk/volumes.h"
 #include "run_plan.h"
 
 #define ROOT_SERIAL     "husk-root"
@@ -107,51 +108,19 @@ static int connect_unix(const char *path, struct husk_error *err)
 	return husk_err_errno(err, e, "connect to the agent at %s", path);
 }
 
-/* -v: each host directory a virtio-9p share that the agent mounts at its
- * destination ("9p:TAG:MODE:DEST"); a host agent (--connect) bind-mounts
- * the directory itself. */
-struct run_volumes {
-	struct husk_vm_share shares[HUSK_VM_MAX_SHARES];
-	char tags[HUSK_VM_MAX_SHARES][24];
-	char *mounts[HUSK_VM_MAX_SHARES + 1];
-	size_t n;
-};
-
-static int map_volumes(const struct husk_run_options *o, bool host_agent,
-                       struct run_volumes *v, struct husk_error *err)
+/* -v: the container's volumes (husk/volumes.h); a host agent (--connect)
+ * bind-mounts the directories itself. */
+static int map_volumes(const struct husk_run_options *o, struct husk_volumes *v,
+                       struct husk_error *err)
 {
-	if (o->nvolumes > HUSK_VM_MAX_SHARES)
-		return husk_err(err, E2BIG, "at most %d volumes (-v)",
-		                HUSK_VM_MAX_SHARES);
 	for (size_t i = 0; i < o->nvolumes; i++) {
 		const struct husk_run_volume *vol = &o->volumes[i];
-		struct stat st;
-		if (stat(vol->host, &st) < 0 || !S_ISDIR(st.st_mode))
-			return husk_err(err, ENOENT,
-			                "-v %s: not a directory on this host",
-			                vol->host);
-		const char *mode = vol->readonly ? "ro" : "rw";
-		snprintf(v->tags[i], sizeof(v->tags[i]), "vol%zu", i);
-		v->shares[i] =
-		    (struct husk_vm_share){.tag = v->tags[i],
-		                           .path = vol->host,
-		                           .readonly = vol->readonly};
-		int n = host_agent ? asprintf(&v->mounts[i], "bind:%s:%s:%s",
-		                              vol->host, mode, vol->container)
-		                   : asprintf(&v->mounts[i], "9p:%s:%s:%s",
-		                              v->tags[i], mode, vol->container);
-		if (n < 0)
-			return husk_err(err, ENOMEM, "out of memory");
-		v->n = i + 1;
+		int rc = husk_volumes_add_dir(v, vol->host, vol->container,
+		                              vol->readonly, err);
+		if (rc < 0)
+			return rc;
 	}
 	return 0;
-}
-
-static void volumes_free(struct run_volumes *v)
-{
-	for (size_t i = 0; i < v->n; i++)
-		free(v->mounts[i]);
-	v->n = 0;
 }
 
 struct vm_run {
@@ -206,7 +175,7 @@ static int check_ports_free(const struct husk_run_options *o,
 }
 
 static int start_vm(const struct husk_run_options *o, const char *disk_path,
-                    const struct run_volumes *vols, struct vm_run *r,
+                    const struct husk_volumes *vols, struct vm_run *r,
                     struct husk_error *err)
 {
 	enum husk_vmm want = HUSK_VMM_AUTO, got;
@@ -260,7 +229,7 @@ static int start_vm(const struct husk_run_options *o, const char *disk_path,
 	    .tap_gateway = o->gateway,
 	    .tap_dns = o->dns,
 	    .shares = vols->shares,
-	    .nshares = vols->n,
+	    .nshares = vols->nshares,
 	};
 	if (husk_vm_start(&c, &r->vm, err) < 0)
 		return -err->code;
@@ -388,10 +357,10 @@ int cmd_run(int argc, char **argv)
 		husk_run_options_free(&o);
 		return HUSK_EXIT_USAGE;
 	}
-	struct run_volumes vols = {0};
-	if (map_volumes(&o, o.connect != NULL, &vols, &err) < 0) {
+	struct husk_volumes vols = {.host_agent = o.connect != NULL};
+	if (map_volumes(&o, &vols, &err) < 0) {
 		fprintf(stderr, "husk run: %s\n", err.msg);
-		volumes_free(&vols);
+		husk_volumes_free(&vols);
 		run_plan_done(&plan, id);
 		husk_run_options_free(&o);
 		return HUSK_EXIT_USAGE;
@@ -437,7 +406,7 @@ int cmd_run(int argc, char **argv)
 	if (o.connect && chan >= 0)
 		close(chan);
 	stop_vm(&vr, rc < 0, o.debug);
-	volumes_free(&vols);
+	husk_volumes_free(&vols);
 	run_plan_done(&plan, id);
 	husk_run_options_free(&o);
 	if (sig_fd >= 0)

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,7 @@
 #include "husk/io.h"
 #include "husk/program.h"
 #include "husk/rootfs_disk.h"
+#include "husk/volumes.h"
 #include "husk/proc.h"
 #include "sup.h"
 
@@ -114,14 +114,6 @@ int rt_open_console(const char *sock_path, unsigned rows, unsigned cols,
 
 /* ---- volumes: the bundle's bind and tmpfs mounts ---- */
 
-struct volumes {
-	struct husk_vm_share shares[HUSK_VM_MAX_SHARES];
-	char tags[HUSK_VM_MAX_SHARES][8];
-	size_t nshares;
-	char *mounts[HUSK_PROTO_MAX_MOUNTS + 1];
-	size_t nmounts;
-};
-
 /* What the agent sets up itself in every container (Docker's /proc,
  * /dev, /sys, its /etc files): the bundle's versions of these are not
  * volumes. */
@@ -138,84 +130,34 @@ static bool agent_provides(const char *dest)
 	return false;
 }
 
-static int add_mount(struct volumes *v, struct husk_error *err, const char *fmt,
-                     ...) __attribute__((format(printf, 3, 4)));
-
-static int add_mount(struct volumes *v, struct husk_error *err, const char *fmt,
-                     ...)
-{
-	if (v->nmounts == HUSK_PROTO_MAX_MOUNTS)
-		return husk_err(err, E2BIG, "more than %d mounts",
-		                HUSK_PROTO_MAX_MOUNTS);
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vasprintf(&v->mounts[v->nmounts], fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return husk_err(err, ENOMEM, "out of memory");
-	v->nmounts++;
-	return 0;
-}
-
-/* Directories go to the guest as virtio-9p shares, one per bind mount,
- * and the agent mounts each at its destination inside the container (a
- * host agent binds them directly). */
-static int map_volumes(const struct rt_spec *sp, bool host_agent,
-                       struct volumes *v, struct husk_error *err)
+/* The bundle's bind mounts of directories and its tmpfs mounts become
+ * the container's volumes (husk/volumes.h). */
+static int map_volumes(const struct rt_spec *sp, struct husk_volumes *v,
+                       struct husk_error *err)
 {
 	for (size_t i = 0; i < sp->nmounts; i++) {
 		const struct rt_mount *m = &sp->mounts[i];
-		const char *mode = m->readonly ? "ro" : "rw";
 		struct stat st;
 		int rc = 0;
 		if (!m->dest || agent_provides(m->dest))
 			continue;
-		if (m->type && !strcmp(m->type, "tmpfs")) {
-			rc = add_mount(v, err, "tmpfs::rw:%s", m->dest);
-		} else if (m->bind && m->source) {
-			if (stat(m->source, &st) < 0)
-				return husk_err_errno(err, errno,
-				                      "bind mount source %s",
-				                      m->source);
-			if (host_agent) {
-				rc = add_mount(v, err, "bind:%s:%s:%s",
-				               m->source, mode, m->dest);
-			} else if (!S_ISDIR(st.st_mode)) {
-				rt_debug("bind mount of file %s skipped: only "
-				         "directories can be shared with the "
-				         "VM",
-				         m->source);
-			} else if (v->nshares == HUSK_VM_MAX_SHARES) {
-				return husk_err(err, E2BIG,
-				                "more than %d bind-mounted "
-				                "directories",
-				                HUSK_VM_MAX_SHARES);
-			} else {
-				size_t k = v->nshares++;
-				snprintf(v->tags[k], sizeof(v->tags[k]),
-				         "vol%zu", k);
-				v->shares[k] = (struct husk_vm_share){
-				    .tag = v->tags[k],
-				    .path = m->source,
-				    .readonly = m->readonly};
-				rc = add_mount(v, err, "9p:%s:%s:%s",
-				               v->tags[k], mode, m->dest);
-			}
-		} else {
+		if (m->type && !strcmp(m->type, "tmpfs"))
+			rc = husk_volumes_add_tmpfs(v, m->dest, err);
+		else if (m->bind && m->source && !v->host_agent &&
+		         stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode))
+			rt_debug("bind mount of file %s skipped: only "
+			         "directories can be shared with the VM",
+			         m->source);
+		else if (m->bind && m->source)
+			rc = husk_volumes_add_dir(v, m->source, m->dest,
+			                          m->readonly, err);
+		else
 			rt_debug("mount of type %s at %s skipped",
 			         m->type ? m->type : "?", m->dest);
-		}
 		if (rc < 0)
 			return rc;
 	}
 	return 0;
-}
-
-static void volumes_free(struct volumes *v)
-{
-	for (size_t i = 0; i < v->nmounts; i++)
-		free(v->mounts[i]);
-	v->nmounts = 0;
 }
 
 /* ---- the VM ---- */
@@ -277,8 +219,8 @@ static int start_host_agent(struct sup *s, const char *agent,
 	return 0;
 }
 
-static int start_vm(struct sup *s, const char *disk, const struct volumes *vols,
-                    struct husk_error *err)
+static int start_vm(struct sup *s, const char *disk,
+                    const struct husk_volumes *vols, struct husk_error *err)
 {
 	enum husk_vmm want = HUSK_VMM_AUTO, got;
 	bool qemu_kvm = false;
@@ -355,15 +297,15 @@ static int create_container(struct sup *s, int in, int out, int errfd,
 	const char *agent = getenv("HUSK_RUNTIME_AGENT");
 	bool host = agent && agent[0];
 	char disk[PATH_MAX] = "";
-	struct volumes vols = {0};
-	int rc = map_volumes(sp, host, &vols, err);
+	struct husk_volumes vols = {.host_agent = host};
+	int rc = map_volumes(sp, &vols, err);
 	if (rc >= 0 && host)
 		rc = start_host_agent(s, agent, err);
 	else if (rc >= 0 && (rc = husk_rootfs_disk(sp->root, cache_dir(), disk,
 	                                           sizeof(disk), err)) >= 0)
 		rc = start_vm(s, disk, &vols, err);
 	if (rc < 0) {
-		volumes_free(&vols);
+		husk_volumes_free(&vols);
 		return rc;
 	}
 	s->st.vmm_pid = s->vm.pid;
@@ -392,7 +334,7 @@ static int create_container(struct sup *s, int in, int out, int errfd,
 	    .mounts = (const char *const *)vols.mounts,
 	};
 	rc = husk_mux_create(&s->mux, &req, in, out, errfd, err);
-	volumes_free(&vols);
+	husk_volumes_free(&vols);
 	if (rc < 0)
 		return rc;
 	s->init_stream = (uint32_t)rc;

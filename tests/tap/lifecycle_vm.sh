@@ -43,7 +43,7 @@ else
 	no "rm" "$rmout" "$(ls -laR "$W/root/containers" "$W/root/runtime")" "$(pgrep -af husk-vmm)"
 fi
 echo from-host >"$W/vol/g"
-out=$(timeout 120 "${H[@]}" run --rm --vmm husk -v "$W/vol:/v:ro" --rootfs "$ROOTFS" sh -c 'cat /v/g; echo y >/v/h || echo refused' 2>&1)
+out=$(timeout 120 "${H[@]}" run --rm --vmm husk -v "$W/vol:/v:ro" --rootfs "$ROOTFS" sh -c 'cat /v/g; { echo y >/v/h; } 2>/dev/null || echo refused' 2>&1)
 if [[ "$out" == from-host*refused ]]; then ok "foreground run -v :ro"; else no "foreground run -v :ro" "$out"; fi
 out=$(timeout 120 "${H[@]}" run --rm --vmm husk -v "$W/vol:/v" --rootfs "$ROOTFS" sh -c 'cat /v/g; echo y >/v/h' 2>&1)
 if [ "$out" = from-host ] && [ "$(cat "$W/vol/h" 2>/dev/null)" = y ]; then ok "foreground run -v rw"; else no "foreground run -v rw" "$out"; fi
