@@ -77,10 +77,12 @@ static int rm_one(const char *p, const struct stat *st, int flag,
                   struct FTW *ftw)
 {
 	(void)st;
-	(void)flag;
 	(void)ftw;
-	/* Make directories the guest chmod'ed 0 removable again. */
-	chmod(p, 0700);
+	/* Make directories the guest chmod'ed 0 removable again: only
+	 * directories, since chmod follows symlinks and the tree holds one
+	 * to "/" (it once made the host's / mode 0700). */
+	if (flag == FTW_DP || flag == FTW_DNR)
+		chmod(p, 0700);
 	return remove(p);
 }
 
