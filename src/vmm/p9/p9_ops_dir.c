@@ -212,6 +212,20 @@ int p9_op_mkdir(struct p9_req *r)
 	return rc;
 }
 
+/* The reply to an op that made name in d: its owner set as the guest
+ * asked, then its qid. */
+static int reply_new_entry(struct p9_req *r, struct p9_fid *d, const char *name,
+                           uint32_t gid)
+{
+	int fd = p9_lookup(d->fd, name);
+	if (fd < 0)
+		return fd;
+	p9_set_owner(fd, d->uid, gid);
+	int rc = p9_reply_qid_of(r, fd);
+	close(fd);
+	return rc;
+}
+
 /* Tsymlink dfid[4] name[s] target[s] gid[4] -> qid. The target is only
  * text stored in the link; it is never resolved on the host. */
 int p9_op_symlink(struct p9_req *r)
@@ -231,13 +245,7 @@ int p9_op_symlink(struct p9_req *r)
 		return -ENOENT; /* as symlink(2) */
 	if (symlinkat(target, d->fd, name) < 0)
 		return -errno;
-	int fd = p9_lookup(d->fd, name);
-	if (fd < 0)
-		return fd;
-	p9_set_owner(fd, d->uid, gid);
-	rc = p9_reply_qid_of(r, fd);
-	close(fd);
-	return rc;
+	return reply_new_entry(r, d, name, gid);
 }
 
 /* Tmknod dfid[4] name[s] mode[4] major[4] minor[4] gid[4] -> qid. Only
@@ -263,13 +271,7 @@ int p9_op_mknod(struct p9_req *r)
 		return -EPERM;
 	if (mknodat(d->fd, name, type | (mode & 0777), 0) < 0)
 		return -errno;
-	int fd = p9_lookup(d->fd, name);
-	if (fd < 0)
-		return fd;
-	p9_set_owner(fd, d->uid, gid);
-	rc = p9_reply_qid_of(r, fd);
-	close(fd);
-	return rc;
+	return reply_new_entry(r, d, name, gid);
 }
 
 /* Treadlink fid[4] -> target[s]: the link's text, as stored. */
