@@ -161,6 +161,18 @@ int husk_vm_start(const struct husk_vm_config *c, struct husk_vm *vm,
 int husk_vm_wait(struct husk_vm *vm, bool kill_first, int *status,
                  struct husk_error *err);
 
+/* The last nlines non-empty lines of a log file, joined by sep, into out
+ * (cap bytes, truncated; "" when the file is missing or empty). Returns
+ * how many lines it wrote. */
+int husk_log_tail(const char *path, int nlines, const char *sep, char *out,
+                  size_t cap);
+
+/* For an error message once the agent went away: how the VMM ended (it
+ * is reaped if it ends within wait_ms; vm->pid is then -1) and the last
+ * lines of RUN_DIR's vmm.log and console.log, in one line. */
+void husk_vm_describe_end(struct husk_vm *vm, const char *run_dir, int wait_ms,
+                          char *out, size_t cap);
+
 /* Where the guest kernel, the agent initramfs and husk-vmm are, each into
  * a buffer of cap bytes (any may be NULL): $HUSK_KERNEL, $HUSK_INITRD and
  * $HUSK_VMM when set, otherwise DIR/../share/husk/vmlinux,

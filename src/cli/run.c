@@ -240,19 +240,11 @@ static int start_vm(const struct husk_run_options *o, const char *disk_path,
 /* The last lines of the guest's console, for an error message. */
 static void print_console_tail(const char *path)
 {
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return;
-	char lines[8][256];
-	int n = 0;
-	while (fgets(lines[n % 8], sizeof(lines[0]), f))
-		n++;
-	fclose(f);
-	if (n)
-		fprintf(stderr, "husk: the guest's last console lines (%s):\n",
-		        path);
-	for (int i = n > 8 ? n - 8 : 0; i < n; i++)
-		fprintf(stderr, "  %s", lines[i % 8]);
+	char tail[8 * 260];
+	if (husk_log_tail(path, 8, "\n  ", tail, sizeof(tail)))
+		fprintf(stderr,
+		        "husk: the guest's last console lines (%s):\n  %s\n",
+		        path, tail);
 }
 
 static void remove_tree(const char *dir)

@@ -335,6 +335,13 @@ static int create_container(struct sup *s, int in, int out, int errfd,
 	};
 	rc = husk_mux_create(&s->mux, &req, in, out, errfd, err);
 	husk_volumes_free(&vols);
+	if (rc == -ECONNRESET && !s->host_agent) {
+		/* say why: a guest panic, a VMM error, the OOM killer */
+		char why[1024];
+		husk_vm_describe_end(&s->vm, s->dir, 2000, why, sizeof(why));
+		husk_err(err, ECONNRESET, "the microVM's agent went away: %s",
+		         why);
+	}
 	if (rc < 0)
 		return rc;
 	s->init_stream = (uint32_t)rc;

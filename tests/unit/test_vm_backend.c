@@ -890,6 +890,85 @@ static void qemu_tcg_boots_the_check_guest(void **state)
 	assert_memory_equal(buf, "GUEST-WROTE-THIS", 16);
 }
 
+static void put(const char *dir, const char *name, const char *text)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* The last non-empty lines, joined; long lines cut; a missing file is
+ * nothing to say. */
+static void log_tail_lines(void **state)
+{
+	struct scratch *sc = *state;
+	char out[256], path[128];
+	put(sc->dir, "a.log", "one\n\ntwo\r\nthree\n\n");
+	snprintf(path, sizeof(path), "%s/a.log", sc->dir);
+	assert_int_equal(husk_log_tail(path, 2, " | ", out, sizeof(out)), 2);
+	assert_string_equal(out, "two | three");
+	assert_int_equal(husk_log_tail(path, 9, ",", out, sizeof(out)), 3);
+	assert_string_equal(out, "one,two,three");
+	assert_int_equal(husk_log_tail(path, 3, ",", out, 6), 2);
+	assert_string_equal(out, "one,t");
+	char big[1000];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	FILE *f = fopen(path, "w");
+	fprintf(f, "%s\nlast", big);
+	fclose(f);
+	assert_int_equal(husk_log_tail(path, 1, ",", out, sizeof(out)), 1);
+	assert_string_equal(out, "last");
+	snprintf(path, sizeof(path), "%s/none.log", sc->dir);
+	assert_int_equal(husk_log_tail(path, 2, ",", out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+}
+
+static pid_t child_that(int how)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (how < 0)
+			raise(-how);
+		_exit(how);
+	}
+	return pid;
+}
+
+/* How the VMM ended, reaped, with what it and the guest last said. */
+static void describe_end(void **state)
+{
+	struct scratch *sc = *state;
+	char out[1024];
+	put(sc->dir, HUSK_VM_VMM_LOG, "husk-vmm: KVM_RUN: bad address\n");
+	put(sc->dir, HUSK_VM_CONSOLE_LOG,
+	    "boot\nKernel panic - not syncing: Attempted to kill init!\n");
+	struct husk_vm vm = {.pid = child_that(3), .agent_fd = -1};
+	husk_vm_describe_end(&vm, sc->dir, 5000, out, sizeof(out));
+	assert_int_equal(vm.pid, -1);
+	assert_string_equal(
+	    out, "the VMM exited with status 3; VMM: husk-vmm: KVM_RUN: bad "
+	         "address; guest console: boot | Kernel panic - not "
+	         "syncing: Attempted to kill init!");
+	unlink(strcat(strcpy(out, sc->dir), "/" HUSK_VM_VMM_LOG));
+	unlink(strcat(strcpy(out, sc->dir), "/" HUSK_VM_CONSOLE_LOG));
+	vm.pid = child_that(-SIGKILL);
+	husk_vm_describe_end(&vm, sc->dir, 5000, out, sizeof(out));
+	assert_string_equal(out, "the VMM was killed by signal 9 (KILL)");
+	husk_vm_describe_end(&vm, sc->dir, 0, out, sizeof(out));
+	assert_string_equal(out, "the VMM had ended");
+	/* one that runs on is not waited for past wait_ms */
+	vm.pid = child_that(-SIGSTOP);
+	husk_vm_describe_end(&vm, sc->dir, 40, out, sizeof(out));
+	assert_true(strstr(out, "still runs") != NULL);
+	kill(vm.pid, SIGKILL);
+	waitpid(vm.pid, NULL, 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -914,6 +993,8 @@ int main(void)
 	    T(wait_can_kill),
 	    T(vmm_dies_with_its_parent),
 	    T(qemu_tcg_boots_the_check_guest),
+	    T(log_tail_lines),
+	    T(describe_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
