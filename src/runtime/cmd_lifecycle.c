@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "husk/proc.h"
+#include "pod.h"
 #include "rt.h"
 
 #define DELETE_WAIT_MS 15000
@@ -273,6 +274,12 @@ int rt_cmd_delete(int argc, char **argv)
 				break;
 			usleep(20000);
 		}
+	}
+	if (st.sandbox[0] && st.pid > 0) {
+		/* a killed pod member's root stays bound in the pod's share */
+		char entry[64];
+		rt_pod_member_name(st.pid, st.pid_start, entry, sizeof(entry));
+		rt_pod_unshare_root(st.sandbox, entry);
 	}
 	rt_state_remove(id);
 	return 0;

@@ -62,6 +62,9 @@ struct rt_spec {
 	struct rt_mount *mounts;
 	size_t nmounts;
 	char *sandbox_id; /* a pod's id from the annotations, or NULL */
+	/* linux.namespaces' pid path, "/proc/PID/ns/pid": join the PID
+	 * namespace of the pod member whose pid that is; NULL: a new one */
+	char *pid_ns_path;
 };
 
 /* Reads BUNDLE/config.json. EINVAL with the field named for a malformed
@@ -108,6 +111,9 @@ struct json_object *rt_state_json(const struct rt_state *st);
 int rt_state_get(const char *id, struct rt_state *st, bool live);
 /* Removes ROOT/ID and what is in it. */
 void rt_state_remove(const char *id);
+/* Removes dir and what is in it on its own file system: it never
+ * descends into a mount (a pod member's bind-mounted root). */
+void rt_remove_tree(const char *dir);
 
 /* ---- the control socket (ctl.c) ---- */
 /* One request, one reply, each a JSON object in one SOCK_SEQPACKET

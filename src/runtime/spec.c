@@ -244,6 +244,33 @@ static void read_mounts(json_object *a, struct rt_spec *s,
 	}
 }
 
+/* linux.namespaces: only a PID namespace to join matters to a VM (see
+ * rt_spec.pid_ns_path); the rest the VM gives every container anyway. */
+static void read_pid_ns(json_object *a, struct rt_spec *s,
+                        struct husk_error *err, int *rc)
+{
+	for (size_t i = 0; a && *rc >= 0 && i < json_object_array_length(a);
+	     i++) {
+		json_object *ns = json_object_array_get_idx(a, i);
+		if (!json_object_is_type(ns, json_type_object)) {
+			*rc = husk_err(err, EINVAL,
+			               "config.json: linux.namespaces[%zu] is "
+			               "not an object",
+			               i);
+			return;
+		}
+		json_object *t = field(ns, "type", json_type_string,
+		                       "linux.namespaces[].", err, rc);
+		json_object *p = field(ns, "path", json_type_string,
+		                       "linux.namespaces[].", err, rc);
+		if (t && p && !strcmp(json_object_get_string(t), "pid") &&
+		    json_object_get_string(p)[0]) {
+			free(s->pid_ns_path);
+			s->pid_ns_path = dup_str(p);
+		}
+	}
+}
+
 int rt_spec_load(const char *bundle, struct rt_spec *s, struct husk_error *err)
 {
 	memset(s, 0, sizeof(*s));
@@ -291,6 +318,9 @@ int rt_spec_load(const char *bundle, struct rt_spec *s, struct husk_error *err)
 	    err, &rc);
 	read_mounts(field(o, "mounts", json_type_array, "", err, &rc), s, err,
 	            &rc);
+	read_pid_ns(
+	    field(linux_, "namespaces", json_type_array, "linux.", err, &rc), s,
+	    err, &rc);
 	json_object *ann =
 	    field(o, "annotations", json_type_object, "", err, &rc);
 	json_object *sb = field(ann, "io.kubernetes.cri.sandbox-id",
@@ -299,6 +329,11 @@ int rt_spec_load(const char *bundle, struct rt_spec *s, struct husk_error *err)
 		sb = field(ann, "io.husk.pod", json_type_string, "annotations.",
 		           err, &rc);
 	s->sandbox_id = dup_str(sb);
+	/* it names a directory of ours */
+	if (rc >= 0 && s->sandbox_id && !rt_id_valid(s->sandbox_id))
+		rc = husk_err(err, EINVAL,
+		              "config.json: pod id '%s' is not a valid id",
+		              s->sandbox_id);
 	json_object_put(o);
 	if (rc < 0)
 		rt_spec_free(s);
@@ -311,6 +346,7 @@ void rt_spec_free(struct rt_spec *s)
 	free(s->root);
 	free(s->hostname);
 	free(s->sandbox_id);
+	free(s->pid_ns_path);
 	for (size_t i = 0; i < s->nmounts; i++) {
 		free(s->mounts[i].dest);
 		free(s->mounts[i].type);

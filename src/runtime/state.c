@@ -237,11 +237,8 @@ int rt_state_get(const char *id, struct rt_state *st, bool live)
 	return 0;
 }
 
-void rt_state_remove(const char *id)
+void rt_remove_tree(const char *dir)
 {
-	char dir[PATH_MAX];
-	if (rt_state_dir(id, dir, sizeof(dir), NULL) < 0)
-		return;
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct stat st;
 	if (dfd < 0)
@@ -252,4 +249,12 @@ void rt_state_remove(const char *id)
 	}
 	remove_under(dfd, st.st_dev, 0);
 	rmdir(dir);
+}
+
+void rt_state_remove(const char *id)
+{
+	char dir[PATH_MAX];
+	if (rt_state_dir(id, dir, sizeof(dir), NULL) < 0)
+		return;
+	rt_remove_tree(dir);
 }

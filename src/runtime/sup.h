@@ -26,6 +26,10 @@ struct sup {
 	struct husk_vm vm;
 	bool vm_started;
 	bool host_agent; /* HUSK_RUNTIME_AGENT: an agent process, no VM */
+	/* In a pod (pod.h): its id, and our entry in its share ("" none);
+	 * the VM is the pod daemon's and vm.pid is -1. */
+	char pod[129];
+	char pod_entry[32];
 	struct husk_mux mux;
 	bool mux_ready;
 	uint32_t init_stream;

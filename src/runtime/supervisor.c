@@ -24,15 +24,11 @@
 #include "husk/rootfs_disk.h"
 #include "husk/volumes.h"
 #include "husk/proc.h"
+#include "pod.h"
 #include "sup.h"
+#include "vm.h"
 
-#define ROOT_SERIAL     "husk-root"
-#define DEFAULT_VM_MIB  256
-#define VM_MIB_HEADROOM 96
-/* How long the agent may take to answer, its boot included: generous,
- * since a host under load (or an emulated test machine) boots slowly and
- * a create that gives up leaves the caller nothing to retry with. */
-#define RT_AGENT_TIMEOUT_MS 300000
+#define ROOT_SERIAL "husk-root"
 
 int64_t sup_now_ms(void)
 {
@@ -162,58 +158,17 @@ static int map_volumes(const struct rt_spec *sp, struct husk_volumes *v,
 
 /* ---- the VM ---- */
 
-static unsigned vm_memory_mib(uint64_t limit)
-{
-	uint64_t want = limit / (1u << 20) + VM_MIB_HEADROOM;
-	if (!limit || want < DEFAULT_VM_MIB)
-		return DEFAULT_VM_MIB;
-	return want > 65536 ? 65536 : (unsigned)want;
-}
-
 static const char *cache_dir(void)
 {
 	const char *d = getenv("HUSK_CACHE_DIR");
 	return d && d[0] ? d : "/var/cache/husk/rootfs";
 }
 
-/* HUSK_RUNTIME_AGENT=PATH: the agent runs on the host as our child, in
- * its own namespaces, instead of in a VM; for fast tests of everything
- * but the VM. */
 static int start_host_agent(struct sup *s, const char *agent,
                             struct husk_error *err)
 {
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return husk_err_errno(err, errno, "socketpair");
-	char state[PATH_MAX + 16], log[PATH_MAX + 16];
-	snprintf(state, sizeof(state), "%s/agent", s->dir);
-	snprintf(log, sizeof(log), "%s/agent.log", s->dir);
-	pid_t pid = fork();
-	if (pid < 0) {
-		int e = errno;
-		close(sv[0]);
-		close(sv[1]);
-		return husk_err_errno(err, e, "fork");
-	}
-	if (pid == 0) {
-		int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		int nul = open("/dev/null", O_RDWR);
-		dup2(nul, 0);
-		dup2(lfd, 1);
-		dup2(lfd, 2);
-		dup2(sv[1], 3);
-		for (int fd = 4; fd < 1024; fd++)
-			close(fd);
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		execl(agent, agent, "--fd", "3", "--state-dir", state,
-		      (char *)NULL);
-		_exit(127);
-	}
-	close(sv[1]);
-	s->vm.pid = pid;
-	s->vm.agent_fd = sv[0];
+	if (rt_spawn_host_agent(agent, s->dir, &s->vm, err) < 0)
+		return -err->code;
 	s->vm_started = true;
 	s->host_agent = true;
 	return 0;
@@ -222,42 +177,19 @@ static int start_host_agent(struct sup *s, const char *agent,
 static int start_vm(struct sup *s, const char *disk,
                     const struct husk_volumes *vols, struct husk_error *err)
 {
-	enum husk_vmm want = HUSK_VMM_AUTO, got;
-	bool qemu_kvm = false;
-	char notice[512] = "";
-	const char *vmm_name = getenv("HUSK_RUNTIME_VMM");
-	if (vmm_name && vmm_name[0] && husk_vmm_parse(vmm_name, &want, err) < 0)
-		return -err->code;
-	if (husk_vm_choose(want, &got, &qemu_kvm, notice, sizeof(notice), err) <
-	    0)
-		return -err->code;
-	if (notice[0])
-		rt_debug("%s", notice);
-	char kernel[PATH_MAX], initrd[PATH_MAX], vmm[PATH_MAX];
-	if (husk_vm_find_assets(kernel, initrd, vmm, PATH_MAX, err) < 0)
-		return -err->code;
 	struct husk_vm_disk d = {
 	    .path = disk, .readonly = true, .serial = ROOT_SERIAL};
 	const struct rt_spec *sp = &s->c->spec;
-	unsigned cpus = sp->cpu_millis ? (sp->cpu_millis + 999) / 1000 : 1;
-	struct husk_vm_config cfg = {
-	    .vmm = got,
-	    .qemu_kvm = qemu_kvm,
-	    .kernel = kernel,
-	    .initrd = initrd,
-	    .memory_mib = vm_memory_mib(sp->memory_limit),
-	    .cpus = cpus > 32 ? 32 : cpus,
+	struct rt_vm_plan plan = {
 	    .disks = &d,
 	    .ndisks = 1,
-	    .run_dir = s->dir,
-	    .husk_vmm_path = vmm,
-	    .debug = rt_g.debug,
-	    /* outbound network, as Docker's default bridge gives */
-	    .net = HUSK_VM_NET_USER,
 	    .shares = vols->shares,
 	    .nshares = vols->nshares,
+	    .memory_mib = rt_vm_memory_mib(sp->memory_limit),
+	    .cpus = sp->cpu_millis ? (sp->cpu_millis + 999) / 1000 : 1,
+	    .run_dir = s->dir,
 	};
-	if (husk_vm_start(&cfg, &s->vm, err) < 0)
+	if (rt_vm_boot(&plan, &s->vm, err) < 0)
 		return -err->code;
 	s->vm_started = true;
 	return 0;
@@ -271,7 +203,7 @@ void sup_stop_vm(struct sup *s)
 	if (s->mux_ready && !s->mux.failed && !s->mux.closed)
 		husk_mux_shutdown(&s->mux, &e);
 	int status = 0;
-	for (int waited = 0; waited < 5000; waited += 20) {
+	for (int waited = 0; s->vm.pid > 0 && waited < 5000; waited += 20) {
 		if (waitpid(s->vm.pid, &status, WNOHANG) == s->vm.pid) {
 			s->vm.pid = -1;
 			break;
@@ -286,6 +218,33 @@ void sup_stop_vm(struct sup *s)
 	/* the mux owns the channel */
 	s->vm.agent_fd = -1;
 	s->vm_started = false;
+	if (s->pod_entry[0])
+		rt_pod_unshare_root(s->pod, s->pod_entry);
+}
+
+/* A pod member: the pod's VM (started by whoever comes first) gets our
+ * root through the pod's share. */
+static int join_pod(struct sup *s, bool host, char *root_device, size_t cap,
+                    struct husk_error *err)
+{
+	const struct rt_spec *sp = &s->c->spec;
+	snprintf(s->pod, sizeof(s->pod), "%s", sp->sandbox_id);
+	if (rt_pod_join(s->pod, &s->vm.agent_fd, err) < 0)
+		return -err->code;
+	s->vm.pid = -1;
+	s->vm_started = true;
+	s->host_agent = host;
+	if (host) {
+		snprintf(root_device, cap, "%s", sp->root);
+		return 0;
+	}
+	rt_pod_member_name(s->st.pid, s->st.pid_start, s->pod_entry,
+	                   sizeof(s->pod_entry));
+	int rc = rt_pod_share_root(s->pod, s->pod_entry, sp->root, root_device,
+	                           cap, err);
+	if (rc < 0)
+		s->pod_entry[0] = '\0';
+	return rc;
 }
 
 /* ---- creating the container ---- */
@@ -294,12 +253,30 @@ static int create_container(struct sup *s, int in, int out, int errfd,
                             struct husk_error *err)
 {
 	const struct rt_spec *sp = &s->c->spec;
-	const char *agent = getenv("HUSK_RUNTIME_AGENT");
-	bool host = agent && agent[0];
+	const char *agent = rt_host_agent();
+	bool host = agent != NULL;
 	char disk[PATH_MAX] = "";
+	char root_device[PATH_MAX + 16] = "serial:" ROOT_SERIAL;
+	char pid_ns_of[129] = "";
 	struct husk_volumes vols = {.host_agent = host};
 	int rc = map_volumes(sp, &vols, err);
-	if (rc >= 0 && host)
+	if (rc >= 0 && sp->pid_ns_path && !sp->sandbox_id)
+		rc = husk_err(err, EINVAL,
+		              "joining PID namespace %s needs both containers "
+		              "in one pod (annotation io.husk.pod or "
+		              "io.kubernetes.cri.sandbox-id)",
+		              sp->pid_ns_path);
+	if (rc >= 0 && sp->pid_ns_path)
+		rc = rt_pod_pidns_member(sp->sandbox_id, sp->pid_ns_path,
+		                         pid_ns_of, err);
+	/* the pod's VM has its devices from boot: no share to add */
+	if (rc >= 0 && sp->sandbox_id && vols.nshares)
+		rc = husk_err(err, ENOTSUP,
+		              "bind mounts of directories into a container of "
+		              "a pod are not supported yet");
+	if (rc >= 0 && sp->sandbox_id)
+		rc = join_pod(s, host, root_device, sizeof(root_device), err);
+	else if (rc >= 0 && host)
 		rc = start_host_agent(s, agent, err);
 	else if (rc >= 0 && (rc = husk_rootfs_disk(sp->root, cache_dir(), disk,
 	                                           sizeof(disk), err)) >= 0)
@@ -317,7 +294,8 @@ static int create_container(struct sup *s, int in, int out, int errfd,
 	snprintf(user, sizeof(user), "%u:%u", sp->proc.uid, sp->proc.gid);
 	struct husk_run_request req = {
 	    .container_id = s->c->id,
-	    .root_device = s->host_agent ? sp->root : "serial:" ROOT_SERIAL,
+	    .root_device = s->host_agent && !s->pod[0] ? sp->root : root_device,
+	    .pid_ns_of = pid_ns_of[0] ? pid_ns_of : NULL,
 	    .readonly_root = sp->root_readonly,
 	    .hostname = sp->hostname,
 	    .argv = (const char *const *)sp->proc.args,
@@ -335,7 +313,7 @@ static int create_container(struct sup *s, int in, int out, int errfd,
 	};
 	rc = husk_mux_create(&s->mux, &req, in, out, errfd, err);
 	husk_volumes_free(&vols);
-	if (rc == -ECONNRESET && !s->host_agent) {
+	if (rc == -ECONNRESET && !s->host_agent && !s->pod[0]) {
 		/* say why: a guest panic, a VMM error, the OOM killer */
 		char why[1024];
 		husk_vm_describe_end(&s->vm, s->dir, 2000, why, sizeof(why));

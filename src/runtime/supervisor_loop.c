@@ -245,6 +245,11 @@ static void on_request(struct sup *s, struct sup_client *c)
 			reply_error(c->fd, EINVAL,
 			            pause ? "container not running"
 			                  : "container not paused");
+		} else if (s->pod[0]) {
+			/* the VM is the pod's; its other members run on */
+			reply_error(c->fd, ENOTSUP,
+			            "pause of a container in a pod is not "
+			            "supported");
 		} else {
 			/* The whole VM stops: vCPUs, devices and agent. */
 			kill(s->vm.pid, pause ? SIGSTOP : SIGCONT);
@@ -252,7 +257,7 @@ static void on_request(struct sup *s, struct sup_client *c)
 			reply_ok(c->fd);
 		}
 	} else if (!strcmp(op, "delete")) {
-		if (s->st.status == RT_PAUSED)
+		if (s->st.status == RT_PAUSED && s->vm.pid > 0)
 			kill(s->vm.pid, SIGCONT);
 		reply_ok(c->fd);
 		finish(s, 137);

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# tests/runtime/pod-bundle.sh DIR ROOTFS POD [PIDNS-PATH] -- ARGS...
+# A bundle (tests/runtime/bundle.sh) of a member of pod POD (annotation
+# io.husk.pod), joining the PID namespace at PIDNS-PATH when one is given.
+set -eu
+dir=$1 rootfs=$2 pod=$3
+shift 3
+pidns=""
+if [ "${1:-}" != -- ]; then pidns=$1; shift; fi
+"$(dirname "$0")/bundle.sh" "$dir" "$rootfs" "$@"
+python3 - "$dir/config.json" "$pod" "$pidns" <<'P'
+import json, sys
+path, pod, pidns = sys.argv[1:4]
+c = json.load(open(path))
+c.setdefault("annotations", {})["io.husk.pod"] = pod
+if pidns:
+    for ns in c["linux"]["namespaces"]:
+        if ns["type"] == "pid":
+            ns["path"] = pidns
+json.dump(c, open(path, "w"), indent=1)
+P
