@@ -38,8 +38,15 @@ int cmd_top(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 
 struct husk_run_options;
-/* husk run -d (container_run.c): prints the id; returns the exit status. */
-int cli_run_detached(struct husk_run_options *o);
+/* husk run -d, and husk run --pod (pod: its name or id, else NULL),
+ * through husk-runtime (container_run.c): with -d prints the id, without
+ * follows the container to its end; returns the exit status. */
+int cli_run_via_runtime(struct husk_run_options *o, const char *pod);
+/* Takes --pod NAME (--pod=NAME) out of `husk run`'s options in argv
+ * (pods.c): *pod the value or NULL; -1 after printing why it cannot. */
+int cli_take_pod_option(int *argc, char **argv, const char **pod);
+/* husk pod create|ls|rm|inspect (pods.c) */
+int cmd_pod(int argc, char **argv);
 
 struct json_object;
 /* The container ref (name, id, id prefix) as `husk inspect` shows it:

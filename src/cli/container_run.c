@@ -1,7 +1,9 @@
 /* `husk run -d`: a container written as an OCI bundle under
  * $HUSK_ROOT/containers/ID and handed to husk-runtime, which keeps it
  * running after husk exits. Foreground `husk run` stays in run.c: it
- * needs no runtime, and its stdio is the user's. */
+ * needs no runtime, and its stdio is the user's; only a foreground
+ * member of a pod goes through the runtime too (the pod's VM is the
+ * runtime's), and husk follows it (container_attach.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,43 +17,11 @@
 #include "../agent/confine.h"
 #include "cli.h"
 #include "container_store.h"
+#include "pod_store.h"
 #include "run_plan.h"
 
 #define DEFAULT_PATH                                                           \
 	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-static void random_hex(char *id, size_t nhex)
-{
-	unsigned char b[CTR_ID_LEN / 2];
-	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || read(fd, b, nhex / 2) != (ssize_t)(nhex / 2)) {
-		unsigned long long t = (unsigned long long)time(NULL) ^
-		                       ((unsigned long long)getpid() << 32);
-		for (size_t i = 0; i < nhex / 2; i++)
-			b[i] = (unsigned char)(t >> (8 * (i % 8))) ^
-			       (unsigned char)(i * 37);
-	}
-	if (fd >= 0)
-		close(fd);
-	for (size_t i = 0; i < nhex / 2; i++)
-		snprintf(id + 2 * i, 3, "%02x", b[i]);
-}
-
-/* Docker's rule for names: [a-zA-Z0-9][a-zA-Z0-9_.-]+ */
-static bool name_valid(const char *n)
-{
-	size_t len = strlen(n);
-	if (len < 2 || len > 128)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = n[i];
-		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		             (c >= '0' && c <= '9');
-		if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-')))
-			return false;
-	}
-	return true;
-}
 
 static json_object *strv(char **v)
 {
@@ -133,7 +103,8 @@ static json_object *resources(const struct husk_run_options *o)
  * process names numbers only. */
 static int write_config(const struct husk_run_options *o,
                         const struct run_plan *p, const char *rootfs,
-                        const char *dir, const char *id, struct husk_error *err)
+                        const char *dir, const char *id, const char *pod_id,
+                        struct husk_error *err)
 {
 	struct agent_user_cfg u = {0};
 	snprintf(u.user, sizeof(u.user), "%s", p->user ? p->user : "");
@@ -177,6 +148,13 @@ static int write_config(const struct husk_run_options *o,
 	json_object *lin = json_object_new_object();
 	json_object_object_add(lin, "resources", resources(o));
 	json_object_object_add(cfg, "linux", lin);
+	/* the runtime runs the pod's members in one VM */
+	if (pod_id[0]) {
+		json_object *ann = json_object_new_object();
+		json_object_object_add(ann, POD_ANNOTATION,
+		                       json_object_new_string(pod_id));
+		json_object_object_add(cfg, "annotations", ann);
+	}
 	int rc = volume_mounts(o, mounts, err);
 	char path[PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/config.json", dir);
@@ -189,7 +167,8 @@ static int write_config(const struct husk_run_options *o,
 
 static json_object *record_new(const struct husk_run_options *o,
                                const struct run_plan *p, const char *id,
-                               const char *name, const char *rootfs)
+                               const char *name, const char *rootfs,
+                               const char *pod_id)
 {
 	json_object *r = json_object_new_object();
 	char created[40];
@@ -220,6 +199,9 @@ static json_object *record_new(const struct husk_run_options *o,
 		json_object_array_add(vols, json_object_new_string(b));
 	}
 	json_object_object_add(r, "binds", vols);
+	if (pod_id[0])
+		json_object_object_add(r, "pod",
+		                       json_object_new_string(pod_id));
 	return r;
 }
 
@@ -238,7 +220,7 @@ static void print_log_since(const char *path, off_t offset)
 	close(fd);
 }
 
-int ctr_start(struct ctr *c, struct husk_error *err)
+static int create_and_start(struct ctr *c, struct husk_error *err)
 {
 	char log[PATH_MAX + 16], in_path[PATH_MAX + 16];
 	snprintf(log, sizeof(log), "%s/log", c->dir);
@@ -258,8 +240,12 @@ int ctr_start(struct ctr *c, struct husk_error *err)
 	 * has a stdin that does not end (as `docker run -di` keeps it) */
 	int in = devnull;
 	json_object *v;
-	if (json_object_object_get_ex(c->record, "interactive", &v) &&
-	    json_object_get_boolean(v)) {
+	bool interactive =
+	    json_object_object_get_ex(c->record, "interactive", &v) &&
+	    json_object_get_boolean(v);
+	if (interactive && c->stdin_inherit)
+		in = STDIN_FILENO;
+	else if (interactive) {
 		if (mkfifo(in_path, 0600) < 0 && errno != EEXIST) {
 			close(out);
 			close(devnull);
@@ -274,7 +260,7 @@ int ctr_start(struct ctr *c, struct husk_error *err)
 		setenv("HUSK_RUNTIME_VMM", vmm, 1);
 	const char *create[] = {"create", "--bundle", c->dir, c->id, NULL};
 	int rc = ctr_runtime(create, in, out, out, err);
-	if (in != devnull)
+	if (in != devnull && in != STDIN_FILENO)
 		close(in);
 	close(out);
 	close(devnull);
@@ -303,36 +289,67 @@ int ctr_start(struct ctr *c, struct husk_error *err)
 	return 0;
 }
 
-/* Names and ids are checked and claimed under one lock, so that two
- * `run -d --name x` at once do not both win. */
-static int lock_containers(struct husk_error *err)
+int ctr_start(struct ctr *c, struct husk_error *err)
 {
-	char dir[PATH_MAX], path[PATH_MAX + 16];
-	ctr_path(dir, sizeof(dir), NULL, NULL);
-	char root[PATH_MAX];
-	snprintf(root, sizeof(root), "%s", ctr_root());
-	mkdir(root, 0711);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return husk_err_errno(err, errno, "create %s", dir);
-	snprintf(path, sizeof(path), "%s/.lock", dir);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		return husk_err_errno(err, e, "lock %s", path);
-	}
-	return fd;
+	int pod_lock = -1;
+	int rc = pod_before_start(c, &pod_lock, err);
+	if (rc == 0)
+		rc = create_and_start(c, err);
+	if (pod_lock >= 0)
+		close(pod_lock);
+	return rc;
 }
 
-static int create_bundle(struct husk_run_options *o, struct ctr *c,
-                         struct run_plan *plan, struct husk_error *err)
+/* Claims the name (and the pod's membership) under the locks, so that two
+ * `run -d --name x` at once do not both win and a pod is not removed
+ * while a member joins it. */
+static int claim(const char *name, const char *pod_ref, struct ctr *c,
+                 char *pod_id, struct husk_error *err)
+{
+	int plock = pod_ref ? pod_lock(err) : -1;
+	if (pod_ref && plock < 0)
+		return plock;
+	struct pod pod = {0};
+	int rc = pod_ref ? pod_find(pod_ref, &pod, err) : 0;
+	snprintf(pod_id, CTR_ID_LEN + 1, "%s", pod.id);
+	pod_free(&pod);
+	int lock = rc < 0 ? -1 : ctr_lock("containers", err);
+	if (rc == 0 && lock < 0)
+		rc = lock;
+	if (rc == 0 && ctr_name_taken(name, NULL))
+		rc = husk_err(err, EEXIST,
+		              "Conflict. The container name \"/%s\" is already "
+		              "in use. Remove it or use another name",
+		              name);
+	else if (rc == 0 && mkdir(c->dir, 0700) < 0)
+		rc = husk_err_errno(err, errno, "create %s", c->dir);
+	/* the name is claimed by the record inside the lock */
+	if (rc == 0) {
+		c->record = json_object_new_object();
+		json_object_object_add(c->record, "name",
+		                       json_object_new_string(name));
+		if (pod_id[0])
+			json_object_object_add(c->record, "pod",
+			                       json_object_new_string(pod_id));
+		rc = ctr_save(c, err);
+		if (rc < 0)
+			rmdir(c->dir);
+	}
+	if (lock >= 0)
+		close(lock);
+	if (plock >= 0)
+		close(plock);
+	return rc;
+}
+
+static int create_bundle(struct husk_run_options *o, const char *pod_ref,
+                         struct ctr *c, struct run_plan *plan,
+                         struct husk_error *err)
 {
 	char id[CTR_ID_LEN + 1];
-	random_hex(id, CTR_ID_LEN);
-	id[CTR_ID_LEN] = '\0';
+	ctr_random_id(id);
 	char name[130];
-	if (o->name && !name_valid(o->name))
+	if (o->name && !ctr_name_valid(o->name))
 		return husk_err(err, EINVAL,
 		                "Invalid container name (%s), only "
 		                "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
@@ -341,30 +358,15 @@ static int create_bundle(struct husk_run_options *o, struct ctr *c,
 	snprintf(name, sizeof(name), "%s", o->name ? o->name : "");
 	if (!o->name)
 		snprintf(name, sizeof(name), "husk_%.12s", id);
-	int lock = lock_containers(err);
-	if (lock < 0)
-		return lock;
-	int rc = 0;
 	memset(c, 0, sizeof(*c));
 	snprintf(c->id, sizeof(c->id), "%s", id);
 	ctr_path(c->dir, sizeof(c->dir), id, NULL);
-	if (ctr_name_taken(name, NULL))
-		rc = husk_err(err, EEXIST,
-		              "Conflict. The container name \"/%s\" is already "
-		              "in use. Remove it or use another name",
-		              name);
-	else if (mkdir(c->dir, 0700) < 0)
-		rc = husk_err_errno(err, errno, "create %s", c->dir);
-	/* the name is claimed by the record inside the lock */
-	if (rc == 0) {
-		c->record = json_object_new_object();
-		json_object_object_add(c->record, "name",
-		                       json_object_new_string(name));
-		rc = ctr_save(c, err);
-	}
-	close(lock);
-	if (rc < 0)
+	char pod_id[CTR_ID_LEN + 1];
+	int rc = claim(name, pod_ref, c, pod_id, err);
+	if (rc < 0) {
+		c->dir[0] = '\0'; /* nothing of it to remove */
 		return rc;
+	}
 	const char *rootfs = o->rootfs;
 	char real[PATH_MAX];
 	rc = o->image ? run_plan_image(o, id, false, plan, err)
@@ -374,33 +376,56 @@ static int create_bundle(struct husk_run_options *o, struct ctr *c,
 	if (rc == 0)
 		rootfs = o->image ? plan->rootfs : real;
 	if (rc == 0)
-		rc = write_config(o, plan, rootfs, c->dir, id, err);
+		rc = write_config(o, plan, rootfs, c->dir, id, pod_id, err);
 	if (rc == 0) {
 		json_object_put(c->record);
-		c->record = record_new(o, plan, id, name, rootfs);
+		c->record = record_new(o, plan, id, name, rootfs, pod_id);
 		rc = ctr_save(c, err);
 	}
 	return rc;
 }
 
-int cli_run_detached(struct husk_run_options *o)
+/* What the runtime path cannot do yet, as a message; NULL when fine. */
+static const char *unsupported(const struct husk_run_options *o,
+                               const char *pod)
+{
+	if (pod && (o->nports || o->nvolumes))
+		return "--pod with -p or -v is not supported yet: the pod's "
+		       "microVM has no ports or volumes of its members";
+	if (pod && (o->network_none || o->network_tap))
+		return "--pod with --network is not supported: the members "
+		       "share the pod's network";
+	if (pod && o->tty)
+		return "--pod with -t is not supported yet: run it with -d "
+		       "and use 'husk exec -it'";
+	if (pod && o->connect)
+		return "--connect runs its own agent; not with --pod";
+	if (o->nports || o->network_none)
+		return "-p and --network with -d are not supported yet "
+		       "(husk-runtime's VM has the default network)";
+	return NULL;
+}
+
+int cli_run_via_runtime(struct husk_run_options *o, const char *pod)
 {
 	struct husk_error err = {0};
 	int rc = 0;
-	if (o->nports || o->network_none)
-		rc = husk_err(&err, EINVAL,
-		              "-p and --network with -d are not supported yet "
-		              "(husk-runtime's VM has the default network)");
+	const char *why = unsupported(o, pod);
+	if (why)
+		rc = husk_err(&err, EINVAL, "%s", why);
 	struct ctr c = {0};
 	struct run_plan plan = {0};
 	if (rc == 0)
-		rc = create_bundle(o, &c, &plan, &err);
+		rc = create_bundle(o, pod, &c, &plan, &err);
+	/* a foreground run's stdin ends when the user's does */
+	c.stdin_inherit = !o->detach;
 	if (rc == 0)
 		rc = ctr_start(&c, &err);
 	if (rc == 0) {
 		/* the image stays in use until `husk rm` */
 		plan.image_id[0] = '\0';
-		printf("%s\n", c.id);
+		if (o->detach)
+			printf("%s\n", c.id);
 	} else {
 		fprintf(stderr, "husk run: %s\n", err.msg);
 		if (c.dir[0] && c.id[0]) {
@@ -414,6 +439,12 @@ int cli_run_detached(struct husk_run_options *o)
 		}
 	}
 	run_plan_done(&plan, c.id);
+	int status = rc == 0 ? 0 : HUSK_EXIT_USAGE;
+	if (rc == 0 && !o->detach) {
+		status = ctr_attach(&c);
+		if (o->rm && ctr_remove(&c, &err) < 0)
+			fprintf(stderr, "husk run: --rm: %s\n", err.msg);
+	}
 	ctr_free(&c);
-	return rc == 0 ? 0 : HUSK_EXIT_USAGE;
+	return status;
 }

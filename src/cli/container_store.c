@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -127,7 +128,41 @@ void ctr_free(struct ctr *c)
 	c->record = NULL;
 }
 
-static bool is_id(const char *s)
+void ctr_random_id(char *id)
+{
+	unsigned char b[CTR_ID_LEN / 2];
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || read(fd, b, sizeof(b)) != (ssize_t)sizeof(b)) {
+		/* time and pid still make a unique enough id on one host */
+		unsigned long long t = (unsigned long long)time(NULL) ^
+		                       ((unsigned long long)getpid() << 32);
+		for (size_t i = 0; i < sizeof(b); i++)
+			b[i] = (unsigned char)(t >> (8 * (i % 8))) ^
+			       (unsigned char)(i * 37);
+	}
+	if (fd >= 0)
+		close(fd);
+	for (size_t i = 0; i < sizeof(b); i++)
+		snprintf(id + 2 * i, 3, "%02x", b[i]);
+}
+
+/* Docker's rule for names: [a-zA-Z0-9][a-zA-Z0-9_.-]+ */
+bool ctr_name_valid(const char *n)
+{
+	size_t len = strlen(n);
+	if (len < 2 || len > 128)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = n[i];
+		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		             (c >= '0' && c <= '9');
+		if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-')))
+			return false;
+	}
+	return true;
+}
+
+bool ctr_is_id(const char *s)
 {
 	if (strlen(s) != CTR_ID_LEN)
 		return false;
@@ -158,7 +193,7 @@ static int list_ids(struct listing *l, struct husk_error *err)
 	struct dirent *e;
 	int rc = 0;
 	while ((e = readdir(d))) {
-		if (!is_id(e->d_name))
+		if (!ctr_is_id(e->d_name))
 			continue;
 		struct stat sb;
 		if (fstatat(dirfd(d), e->d_name, &sb, 0) < 0)
@@ -239,7 +274,7 @@ int ctr_find(const char *ref, struct ctr *c, struct husk_error *err)
 	memset(c, 0, sizeof(*c));
 	if (!ref[0])
 		return husk_err(err, EINVAL, "a container name or id is empty");
-	if (is_id(ref) && ctr_load(ref, c, err) == 0)
+	if (ctr_is_id(ref) && ctr_load(ref, c, err) == 0)
 		return 0;
 	struct listing l;
 	int rc = list_ids(&l, err);
@@ -276,14 +311,12 @@ int ctr_find(const char *ref, struct ctr *c, struct husk_error *err)
 	return rc;
 }
 
-int ctr_save(const struct ctr *c, struct husk_error *err)
+int ctr_write_json(const char *path, json_object *o, struct husk_error *err)
 {
-	char path[PATH_MAX + 32], tmp[PATH_MAX + 64];
-	snprintf(path, sizeof(path), "%s/container.json", c->dir);
+	char tmp[PATH_MAX + 64];
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
 	const char *text = json_object_to_json_string_ext(
-	    c->record,
-	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+	    o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return husk_err_errno(err, errno, "write %s", tmp);
@@ -298,6 +331,31 @@ int ctr_save(const struct ctr *c, struct husk_error *err)
 		return husk_err_errno(err, -rc, "write %s", path);
 	}
 	return 0;
+}
+
+int ctr_save(const struct ctr *c, struct husk_error *err)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/container.json", c->dir);
+	return ctr_write_json(path, c->record, err);
+}
+
+int ctr_lock(const char *subdir, struct husk_error *err)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16];
+	snprintf(dir, sizeof(dir), "%s/%s", ctr_root(), subdir);
+	mkdir(ctr_root(), 0711);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return husk_err_errno(err, errno, "create %s", dir);
+	snprintf(path, sizeof(path), "%s/.lock", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return husk_err_errno(err, e, "lock %s", path);
+	}
+	return fd;
 }
 
 const char *ctr_state_name(enum ctr_status s)

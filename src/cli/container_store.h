@@ -35,12 +35,27 @@ struct ctr {
 	int exit_code;   /* with CTR_EXITED */
 	pid_t pid;       /* the supervisor, while it lives */
 	time_t finished; /* with CTR_EXITED: when the state last changed */
+	/* ctr_start: the container reads husk's own stdin (a foreground
+	 * run, whose stdin ends when the user's does) */
+	bool stdin_inherit;
 };
 
 /* $HUSK_ROOT or /var/lib/husk, and the paths under it. */
 const char *ctr_root(void);
 void ctr_path(char *buf, size_t cap, const char *id, const char *file);
 void ctr_runtime_root(char *buf, size_t cap);
+
+/* A fresh id: CTR_ID_LEN random hex digits and a NUL. */
+void ctr_random_id(char *id);
+/* Docker's rule for names, [a-zA-Z0-9][a-zA-Z0-9_.-]+ (containers, pods) */
+bool ctr_name_valid(const char *n);
+/* Whether s is a full id: CTR_ID_LEN lower-case hex digits. */
+bool ctr_is_id(const char *s);
+/* Locks $HUSK_ROOT/SUBDIR/.lock (creating the directories): the fd to
+ * close to unlock, or negative errno with err set. */
+int ctr_lock(const char *subdir, struct husk_error *err);
+/* Writes o to path atomically (temp file, fsync, rename). */
+int ctr_write_json(const char *path, json_object *o, struct husk_error *err);
 
 /* A string member of the record, or "" */
 const char *ctr_str(const struct ctr *c, const char *key);
@@ -83,6 +98,13 @@ int ctr_runtime_wait(pid_t pid, struct husk_error *err);
 /* (Re)starts c: whatever the runtime holds of it is deleted, then
  * create and start with stdout and stderr appended to its log. */
 int ctr_start(struct ctr *c, struct husk_error *err);
+/* Removes c as `husk rm -f` does: the runtime stops and deletes it, its
+ * image is no longer in use, containers/ID goes. (containers.c) */
+int ctr_remove(struct ctr *c, struct husk_error *err);
+/* Follows c, started in the foreground, as `docker run` does: its log
+ * to stdout until it stops, the signals husk gets passed to it; returns
+ * its exit code. (container_attach.c) */
+int ctr_attach(struct ctr *c);
 /* Waits until c stops, up to timeout_ms (-1: forever); true once stopped. */
 bool ctr_wait_stopped(struct ctr *c, int timeout_ms);
 

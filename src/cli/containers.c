@@ -68,6 +68,8 @@ static int ps_one(struct ctr *c, void *arg)
 		                       json_object_new_string(status));
 		json_object_object_add(j, "ExitCode",
 		                       json_object_new_int(c->exit_code));
+		json_object_object_add(
+		    j, "Pod", json_object_new_string(ctr_str(c, "pod")));
 		printf("%s\n", json_object_to_json_string_ext(
 		                   j, JSON_C_TO_STRING_PLAIN |
 		                          JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -134,7 +136,7 @@ int cmd_ps(int argc, char **argv)
 }
 
 /* Removes c: the runtime's state, the bundle, its log, its image ref. */
-static int remove_container(struct ctr *c, struct husk_error *err)
+int ctr_remove(struct ctr *c, struct husk_error *err)
 {
 	const char *del[] = {"delete", "--force", c->id, NULL};
 	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -201,7 +203,7 @@ static int rm_one(struct ctr *c, void *arg, struct husk_error *err)
 		                "Stop the container before attempting removal "
 		                "or force remove",
 		                c->id);
-	return remove_container(c, err);
+	return ctr_remove(c, err);
 }
 
 int cmd_rm(int argc, char **argv)
@@ -293,6 +295,8 @@ int cli_container_inspect(const char *ref, json_object **out)
 	char log[PATH_MAX + 16];
 	snprintf(log, sizeof(log), "%s/log", c.dir);
 	json_object_object_add(o, "LogPath", jstr(log));
+	/* as podman's: the pod's id, "" outside a pod */
+	json_object_object_add(o, "Pod", jstr(ctr_str(&c, "pod")));
 	json_object *conf = json_object_new_object();
 	json_object_object_add(conf, "Hostname", copy_of(cfg, "hostname"));
 	json_object_object_add(conf, "Image", jstr(ctr_str(&c, "image")));

@@ -26,6 +26,8 @@ static const struct husk_command commands[] = {
     {"rm", "remove containers", cmd_rm},
     {"top", "show a container's processes", cmd_top},
     {"stats", "show containers' memory, CPU and pids", cmd_stats},
+    {"pod", "pod create|ls|rm|inspect: containers sharing one microVM",
+     cmd_pod},
     {"pull", "pull an image from a registry", cmd_pull},
     {"load", "load images from a docker save archive or OCI layout", cmd_load},
     {"images", "list images", cmd_images},

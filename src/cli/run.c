@@ -293,17 +293,25 @@ int cmd_run(int argc, char **argv)
 {
 	struct husk_run_options o;
 	struct husk_error err = {0};
+	/* --pod is the CLI's own (the pod store is the CLI's), not libhusk's */
+	const char *pod;
+	if (cli_take_pod_option(&argc, argv, &pod) < 0)
+		return HUSK_EXIT_USAGE;
 	if (husk_run_parse(argc, argv, &o, &err) < 0) {
 		husk_run_options_free(&o);
 		if (err.code == EAGAIN) {
 			fputs(husk_run_usage, stdout);
+			fputs("      --pod POD           run in the pod's "
+			      "microVM "
+			      "(husk pod create)\n",
+			      stdout);
 			return 0;
 		}
 		fprintf(stderr, "husk run: %s\n", err.msg);
 		return HUSK_EXIT_USAGE;
 	}
-	if (o.detach) {
-		int rc = cli_run_detached(&o);
+	if (o.detach || pod) {
+		int rc = cli_run_via_runtime(&o, pod);
 		husk_run_options_free(&o);
 		return rc;
 	}
