@@ -30,6 +30,11 @@ struct husk_volumes {
 int husk_volumes_add_dir(struct husk_volumes *v, const char *host,
                          const char *dest, bool readonly,
                          struct husk_error *err);
+/* A directory already in a VM's share, "TAG/SUBDIR" (a pod's: its VM
+ * has its shares from boot), at dest ("9p:TAG/SUBDIR:MODE:DEST"). */
+int husk_volumes_add_share_dir(struct husk_volumes *v, const char *where,
+                               const char *dest, bool readonly,
+                               struct husk_error *err);
 /* A fresh tmpfs at dest. */
 int husk_volumes_add_tmpfs(struct husk_volumes *v, const char *dest,
                            struct husk_error *err);

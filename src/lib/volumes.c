@@ -59,6 +59,14 @@ int husk_volumes_add_dir(struct husk_volumes *v, const char *host,
 	return 0;
 }
 
+int husk_volumes_add_share_dir(struct husk_volumes *v, const char *where,
+                               const char *dest, bool readonly,
+                               struct husk_error *err)
+{
+	return add_mount(v, err, "9p:%s:%s:%s", where, readonly ? "ro" : "rw",
+	                 dest);
+}
+
 int husk_volumes_add_tmpfs(struct husk_volumes *v, const char *dest,
                            struct husk_error *err)
 {

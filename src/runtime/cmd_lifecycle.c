@@ -279,7 +279,7 @@ int rt_cmd_delete(int argc, char **argv)
 		/* a killed pod member's root stays bound in the pod's share */
 		char entry[64];
 		rt_pod_member_name(st.pid, st.pid_start, entry, sizeof(entry));
-		rt_pod_unshare_root(st.sandbox, entry);
+		rt_pod_unshare_member(st.sandbox, entry);
 	}
 	rt_state_remove(id);
 	return 0;

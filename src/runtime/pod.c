@@ -75,6 +75,12 @@ void rt_pod_unlock(const char *pod, int lock, bool remove)
 	close(lock);
 }
 
+static void unshare_one(const char *at)
+{
+	umount2(at, MNT_DETACH | UMOUNT_NOFOLLOW);
+	rmdir(at);
+}
+
 void rt_pod_remove_dir(const char *dir)
 {
 	char share[PATH_MAX], entry[PATH_MAX * 2];
@@ -85,8 +91,7 @@ void rt_pod_remove_dir(const char *dir)
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(entry, sizeof(entry), "%s/%s", share, e->d_name);
-		umount2(entry, MNT_DETACH | UMOUNT_NOFOLLOW);
-		rmdir(entry);
+		unshare_one(entry);
 	}
 	if (d)
 		closedir(d);
@@ -194,37 +199,49 @@ void rt_pod_member_name(pid_t sup_pid, uint64_t start, char *buf, size_t cap)
 	snprintf(buf, cap, "c%d-%llu", (int)sup_pid, (unsigned long long)start);
 }
 
-int rt_pod_share_root(const char *pod, const char *name, const char *rootfs,
-                      char *device, size_t cap, struct husk_error *err)
+int rt_pod_share(const char *pod, const char *name, const char *src,
+                 bool readonly, char *device, size_t cap,
+                 struct husk_error *err)
 {
 	char dir[PATH_MAX], at[PATH_MAX + 64];
 	if (rt_pod_dir(pod, dir, sizeof(dir), err) < 0)
 		return -err->code;
 	snprintf(at, sizeof(at), "%s/share/%s", dir, name);
-	rt_pod_unshare_root(pod, name); /* a dead namesake's */
+	unshare_one(at); /* a dead namesake's */
 	if (mkdir(at, 0755) < 0)
 		return husk_err_errno(err, errno, "%s", at);
-	/* read-only on the host too: the guest writes to its own layer,
-	 * never through the share into the bundle */
-	if (mount(rootfs, at, NULL, MS_BIND, NULL) < 0 ||
-	    mount(NULL, at, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
+	/* a read-only one is read-only on the host too: what the guest
+	 * sends through the share cannot write to it */
+	if (mount(src, at, NULL, MS_BIND, NULL) < 0 ||
+	    (readonly && mount(NULL, at, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY,
+	                       NULL) < 0)) {
 		int e = errno;
-		rt_pod_unshare_root(pod, name);
-		return husk_err_errno(err, e, "bind %s into pod %s", rootfs,
-		                      pod);
+		unshare_one(at);
+		return husk_err_errno(err, e, "bind %s into pod %s", src, pod);
 	}
-	snprintf(device, cap, "9p:%s/%s", RT_POD_SHARE_TAG, name);
+	snprintf(device, cap, "%s/%s", RT_POD_SHARE_TAG, name);
 	return 0;
 }
 
-void rt_pod_unshare_root(const char *pod, const char *name)
+void rt_pod_unshare_member(const char *pod, const char *name)
 {
-	char dir[PATH_MAX], at[PATH_MAX + 64];
+	char dir[PATH_MAX], share[PATH_MAX + 8], at[PATH_MAX * 2];
 	if (rt_pod_dir(pod, dir, sizeof(dir), NULL) < 0)
 		return;
-	snprintf(at, sizeof(at), "%s/share/%s", dir, name);
-	umount2(at, MNT_DETACH | UMOUNT_NOFOLLOW);
-	rmdir(at);
+	snprintf(share, sizeof(share), "%s/share", dir);
+	size_t len = strlen(name);
+	DIR *d = opendir(share);
+	const struct dirent *e;
+	while (d && (e = readdir(d))) {
+		/* NAME itself (its root) and NAME-vN (its volumes) */
+		if (strncmp(e->d_name, name, len) ||
+		    (e->d_name[len] && strncmp(e->d_name + len, "-v", 2)))
+			continue;
+		snprintf(at, sizeof(at), "%s/%s", share, e->d_name);
+		unshare_one(at);
+	}
+	if (d)
+		closedir(d);
 }
 
 int rt_pod_pidns_member(const char *pod, const char *path, char *id,

@@ -44,12 +44,15 @@ int rt_pod_join(const char *pod, int *chan, struct husk_error *err);
  * start (husk_proc_start_time): "cPID-START", unique even across pid
  * reuse, and known to `delete` from the state. */
 void rt_pod_member_name(pid_t sup_pid, uint64_t start, char *buf, size_t cap);
-/* Bind-mounts rootfs read-only at the pod share's entry name and gives
- * the agent's root device for it, "9p:pod/NAME". */
-int rt_pod_share_root(const char *pod, const char *name, const char *rootfs,
-                      char *device, size_t cap, struct husk_error *err);
-/* Undoes rt_pod_share_root; nothing when it is not there. */
-void rt_pod_unshare_root(const char *pod, const char *name);
+/* Bind-mounts src (read-only with readonly) at the pod share's entry
+ * name and gives its place in the guest's share, "pod/NAME": a member's
+ * root ("9p:" before it is the agent's root device) or a volume. */
+int rt_pod_share(const char *pod, const char *name, const char *src,
+                 bool readonly, char *device, size_t cap,
+                 struct husk_error *err);
+/* Undoes rt_pod_share for a member's entry NAME and its volumes,
+ * NAME-vN; nothing when they are not there. */
+void rt_pod_unshare_member(const char *pod, const char *name);
 
 /* The id of the running member of pod whose supervisor's PID namespace
  * path ("/proc/PID/ns/pid") that is, into id (129 bytes). */

@@ -126,10 +126,24 @@ static bool agent_provides(const char *dest)
 	return false;
 }
 
+/* A directory for a member of a pod: the pod's VM has its shares from
+ * boot, so the directory goes into the pod's share as NAME-vN. */
+static int pod_volume(struct sup *s, struct husk_volumes *v,
+                      const struct rt_mount *m, size_t n,
+                      struct husk_error *err)
+{
+	char name[64], where[PATH_MAX];
+	snprintf(name, sizeof(name), "%s-v%zu", s->pod_entry, n);
+	if (rt_pod_share(s->pod, name, m->source, m->readonly, where,
+	                 sizeof(where), err) < 0)
+		return -err->code;
+	return husk_volumes_add_share_dir(v, where, m->dest, m->readonly, err);
+}
+
 /* The bundle's bind mounts of directories and its tmpfs mounts become
  * the container's volumes (husk/volumes.h). */
-static int map_volumes(const struct rt_spec *sp, struct husk_volumes *v,
-                       struct husk_error *err)
+static int map_volumes(struct sup *s, const struct rt_spec *sp,
+                       struct husk_volumes *v, struct husk_error *err)
 {
 	for (size_t i = 0; i < sp->nmounts; i++) {
 		const struct rt_mount *m = &sp->mounts[i];
@@ -144,6 +158,8 @@ static int map_volumes(const struct rt_spec *sp, struct husk_volumes *v,
 			rt_debug("bind mount of file %s skipped: only "
 			         "directories can be shared with the VM",
 			         m->source);
+		else if (m->bind && m->source && s->pod_entry[0])
+			rc = pod_volume(s, v, m, i, err);
 		else if (m->bind && m->source)
 			rc = husk_volumes_add_dir(v, m->source, m->dest,
 			                          m->readonly, err);
@@ -174,9 +190,14 @@ static int start_host_agent(struct sup *s, const char *agent,
 	return 0;
 }
 
-static int start_vm(struct sup *s, const char *disk,
-                    const struct husk_volumes *vols, struct husk_error *err)
+/* The container's own VM, its root an image of the bundle's rootfs. */
+static int start_vm(struct sup *s, const struct husk_volumes *vols,
+                    struct husk_error *err)
 {
+	char disk[PATH_MAX];
+	if (husk_rootfs_disk(s->c->spec.root, cache_dir(), disk, sizeof(disk),
+	                     err) < 0)
+		return -err->code;
 	struct husk_vm_disk d = {
 	    .path = disk, .readonly = true, .serial = ROOT_SERIAL};
 	const struct rt_spec *sp = &s->c->spec;
@@ -219,7 +240,7 @@ void sup_stop_vm(struct sup *s)
 	s->vm.agent_fd = -1;
 	s->vm_started = false;
 	if (s->pod_entry[0])
-		rt_pod_unshare_root(s->pod, s->pod_entry);
+		rt_pod_unshare_member(s->pod, s->pod_entry);
 }
 
 /* A pod member: the pod's VM (started by whoever comes first) gets our
@@ -240,11 +261,9 @@ static int join_pod(struct sup *s, bool host, char *root_device, size_t cap,
 	}
 	rt_pod_member_name(s->st.pid, s->st.pid_start, s->pod_entry,
 	                   sizeof(s->pod_entry));
-	int rc = rt_pod_share_root(s->pod, s->pod_entry, sp->root, root_device,
-	                           cap, err);
-	if (rc < 0)
-		s->pod_entry[0] = '\0';
-	return rc;
+	memcpy(root_device, "9p:", 4);
+	return rt_pod_share(s->pod, s->pod_entry, sp->root, true,
+	                    root_device + 3, cap - 3, err);
 }
 
 /* ---- creating the container ---- */
@@ -255,12 +274,11 @@ static int create_container(struct sup *s, int in, int out, int errfd,
 	const struct rt_spec *sp = &s->c->spec;
 	const char *agent = rt_host_agent();
 	bool host = agent != NULL;
-	char disk[PATH_MAX] = "";
 	char root_device[PATH_MAX + 16] = "serial:" ROOT_SERIAL;
 	char pid_ns_of[129] = "";
 	struct husk_volumes vols = {.host_agent = host};
-	int rc = map_volumes(sp, &vols, err);
-	if (rc >= 0 && sp->pid_ns_path && !sp->sandbox_id)
+	int rc = 0;
+	if (sp->pid_ns_path && !sp->sandbox_id)
 		rc = husk_err(err, EINVAL,
 		              "joining PID namespace %s needs both containers "
 		              "in one pod (annotation io.husk.pod or "
@@ -269,18 +287,13 @@ static int create_container(struct sup *s, int in, int out, int errfd,
 	if (rc >= 0 && sp->pid_ns_path)
 		rc = rt_pod_pidns_member(sp->sandbox_id, sp->pid_ns_path,
 		                         pid_ns_of, err);
-	/* the pod's VM has its devices from boot: no share to add */
-	if (rc >= 0 && sp->sandbox_id && vols.nshares)
-		rc = husk_err(err, ENOTSUP,
-		              "bind mounts of directories into a container of "
-		              "a pod are not supported yet");
 	if (rc >= 0 && sp->sandbox_id)
 		rc = join_pod(s, host, root_device, sizeof(root_device), err);
-	else if (rc >= 0 && host)
-		rc = start_host_agent(s, agent, err);
-	else if (rc >= 0 && (rc = husk_rootfs_disk(sp->root, cache_dir(), disk,
-	                                           sizeof(disk), err)) >= 0)
-		rc = start_vm(s, disk, &vols, err);
+	if (rc >= 0)
+		rc = map_volumes(s, sp, &vols, err);
+	if (rc >= 0 && !sp->sandbox_id)
+		rc = host ? start_host_agent(s, agent, err)
+		          : start_vm(s, &vols, err);
 	if (rc < 0) {
 		husk_volumes_free(&vols);
 		return rc;

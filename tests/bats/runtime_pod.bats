@@ -145,3 +145,18 @@ P
 	[ ! -e "$ROOT/x" ] && [ ! -e "$ROOT/y" ] && [ ! -e "$ROOT/z" ]
 	[ ! -e "$ROOT/.pods/p2" ]
 }
+
+@test "a member's bind mounts: read-write and read-only" {
+	member a p1 -- sh -c 'sleep 1000'
+	mkdir "$W/vol"
+	echo from-host >"$W/vol/in"
+	POD_BIND="$W/vol:/data" "$HUSK_REPO/tests/runtime/pod-bundle.sh" "$W/e" "$ROOTFS" p1 -- sh -c 'cat /data/in; echo from-e >/data/out'
+	run "${R[@]}" run --bundle "$W/e" e </dev/null
+	[ "$status" = 0 ]
+	[ "$output" = from-host ]
+	[ "$(cat "$W/vol/out")" = from-e ]
+	POD_BIND="$W/vol:/data:ro" "$HUSK_REPO/tests/runtime/pod-bundle.sh" "$W/f" "$ROOTFS" p1 -- sh -c 'echo x >/data/ro'
+	run "${R[@]}" run --bundle "$W/f" f </dev/null
+	[ "$status" != 0 ]
+	[ ! -e "$W/vol/ro" ]
+}

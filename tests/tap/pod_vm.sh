@@ -23,7 +23,7 @@ ROOTFS="$BUILD/share/husk/rootfs/busybox"
 n=0 fails=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 no() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; shift; for l in "$@"; do echo "# $l"; done; }
-echo "1..7"
+echo "1..8"
 
 # member NAME POD [PIDNS] -- ARGS...: create and start it
 member() {
@@ -63,6 +63,15 @@ fi
 out=$(timeout 120 "${R[@]}" run --bundle "$W/d" d </dev/null 2>&1)
 rc=$?
 if [ "$rc" = 7 ] && [ "$out" = from-d ]; then ok "run in the pod: output and exit status"; else no "run in the pod" "rc=$rc" "$out"; fi
+mkdir -p "$W/vol" && echo from-host >"$W/vol/in"
+POD_BIND="$W/vol:/data" "$here/tests/runtime/pod-bundle.sh" "$W/e" "$ROOTFS" p1 -- sh -c 'cat /data/in; echo from-e >/data/out' >/dev/null
+POD_BIND="$W/vol:/data:ro" "$here/tests/runtime/pod-bundle.sh" "$W/f" "$ROOTFS" p1 -- sh -c '{ echo x >/data/ro; } 2>/dev/null || echo refused' >/dev/null
+out=$(timeout 120 "${R[@]}" run --bundle "$W/e" e </dev/null 2>&1; timeout 120 "${R[@]}" run --bundle "$W/f" f </dev/null 2>&1)
+if [ "$out" = "$(printf 'from-host\nrefused')" ] && [ "$(cat "$W/vol/out" 2>/dev/null)" = from-e ] && [ ! -e "$W/vol/ro" ]; then
+	ok "a member's bind mounts through the pod's share: read-write and read-only"
+else
+	no "pod member volumes" "$out" "$(ls "$W/vol")"
+fi
 for c in a b c; do timeout 60 "${R[@]}" delete --force "$c" >/dev/null 2>&1; done
 for _ in $(seq 100); do [ "$(vmms)" = 0 ] && [ ! -e "$ROOT/.pods/p1" ] && [ ! -e "$ROOT/.pods/p2" ] && break; sleep 0.1; done
 left=$(ls -A "$ROOT" "$ROOT/.pods" 2>/dev/null | grep -v '^\.pods$' | grep -v ':$' | grep .)
