@@ -389,9 +389,9 @@ static int create_bundle(struct husk_run_options *o, const char *pod_ref,
 static const char *unsupported(const struct husk_run_options *o,
                                const char *pod)
 {
-	if (pod && (o->nports || o->nvolumes))
-		return "--pod with -p or -v is not supported yet: the pod's "
-		       "microVM has no ports or volumes of its members";
+	if (pod && o->nports)
+		return "--pod with -p is not supported yet: the pod's "
+		       "microVM publishes no ports of its members";
 	if (pod && (o->network_none || o->network_tap))
 		return "--pod with --network is not supported: the members "
 		       "share the pod's network";

@@ -123,9 +123,9 @@ assert p["NumContainers"] == 0 and p["Containers"] == [], p' "$output"
 	[ -z "$("${H[@]}" pod ls -q)" ]
 }
 
-@test "run --pod: -p, -v, --network, -t and unknown pods are refused before anything is made" {
+@test "run --pod: -p, --network, -t and unknown pods are refused before anything is made" {
 	"${H[@]}" pod create --name pp >/dev/null
-	for opt in "-p 8080:80" "-v $W:/data" "--network none" "-t"; do
+	for opt in "-p 8080:80" "--network none" "-t"; do
 		# shellcheck disable=SC2086
 		run "${H[@]}" run --pod=pp $opt --rootfs "$ROOTFS" true
 		[ "$status" -eq 125 ]
@@ -136,7 +136,7 @@ assert p["NumContainers"] == 0 and p["Containers"] == [], p' "$output"
 		[[ "$output" == *"--pod with "* ]]
 	done
 	run "${H[@]}" run -d --pod pp -p 80:80 --rootfs "$ROOTFS" true
-	[[ "$output" == *"-p or -v is not supported yet"* ]]
+	[[ "$output" == *"-p is not supported yet"* ]]
 	run "${H[@]}" run -d --pod nosuch --rootfs "$ROOTFS" true
 	[ "$status" -eq 125 ]
 	[[ "$output" == *"no such pod: nosuch"* ]]

@@ -124,3 +124,13 @@ assert [c["Name"] for c in p["Containers"]] == ["a1", "b1"], p' "$output" "$pod"
 	[ "$st" -eq 9 ]
 	[ "$(cat "$W/out")" = "$(printf 'ready\ngot-int')" ]
 }
+
+@test "run --pod -v: a member reads and writes a host directory" {
+	"${H[@]}" pod create --name vp >/dev/null
+	mkdir "$W/vol"
+	echo from-host >"$W/vol/in"
+	run "${H[@]}" run --rm --pod vp -v "$W/vol:/data" --rootfs "$ROOTFS" sh -c 'cat /data/in; echo from-c >/data/out'
+	[ "$status" = 0 ]
+	[ "$output" = from-host ]
+	[ "$(cat "$W/vol/out")" = from-c ]
+}
