@@ -102,3 +102,15 @@ teardown() {
 	[[ "$output" == *"/dev/kvm: hardware (module kvm_amd)"* ]]
 	[[ "$output" == *"took an exception and an interrupt"* ]]
 }
+
+@test "a frozen machine (its heartbeat stops) is run once more, then is a machine failure (125); a slow one is not frozen" {
+	HUSK_TESTVM_FROZEN_S=12 run "$TESTVM" --timeout 200 -- sh -c 'pkill -STOP -x heartbeat; echo stopped-it; sleep 150'
+	echo "$output"
+	[ "$status" -eq 125 ]
+	[ "$(grep -c stopped-it <<<"$output")" = 2 ]
+	[[ "$output" == *"froze (no heartbeat for 12 s"*"running the command once more"* ]]
+	[[ "$output" == *"froze twice"* ]]
+	HUSK_TESTVM_FROZEN_S=12 run "$TESTVM" --timeout 200 -- sh -c 'sleep 30; echo slow-but-alive'
+	[ "$status" -eq 0 ]
+	[ "$output" = slow-but-alive ]
+}
