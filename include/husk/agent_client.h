@@ -13,8 +13,9 @@
 
 struct husk_run_request {
 	const char *container_id; /* [A-Za-z0-9_.-]{1,128} */
-	const char *root_device;  /* "serial:NAME", "/dev/vdX", or on a host
-	                             agent a directory */
+	const char *root_device;  /* "serial:NAME", "/dev/vdX",
+	                             "9p:TAG/SUBDIR", or on a host agent a
+	                             directory */
 	bool readonly_root;
 	const char *hostname; /* NULL: the agent's default (id prefix) */
 	const char *const *argv;
@@ -29,6 +30,10 @@ struct husk_run_request {
 	/* Volumes, "TYPE:SOURCE:MODE:/dest" (HUSK_TAG_MOUNT), CREATE only;
 	 * NULL-terminated, may be NULL. */
 	const char *const *mounts;
+	/* CREATE only: the id of a container of the same agent whose PID
+	 * namespace this one joins (HUSK_TAG_PID_NS_OF, a pod's shared
+	 * namespace); NULL: a namespace of its own. */
+	const char *pid_ns_of;
 };
 
 /* Where the process's stdio goes on the host. sig_fd is a signalfd (or

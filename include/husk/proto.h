@@ -110,7 +110,8 @@
  *                     before exec: CONTAINER_ID*, ROOT_DEVICE*, ARGV*,
  *                     READONLY_ROOT, HOSTNAME, ENV, CWD, UID, GID, GROUP,
  *                     USER, TTY, STDIN, ROWS, COLS, MEMORY_LIMIT,
- *                     CPU_MILLIS, PIDS_LIMIT, MOUNT. Reply: empty.
+ *                     CPU_MILLIS, PIDS_LIMIT, MOUNT, PID_NS_OF. Reply:
+ *                     empty.
  *   START     H    s  run the process CREATE prepared. Reply: PID.
  *   EXEC      H    s  run another process in a container at once:
  *                     CONTAINER_ID*, ARGV*, ENV, CWD, UID, GID, GROUP,
@@ -146,7 +147,7 @@
 #include "husk/error.h"
 
 #define HUSK_PROTO_VERSION_MAJOR 1
-#define HUSK_PROTO_VERSION_MINOR 1
+#define HUSK_PROTO_VERSION_MINOR 2
 #define HUSK_PROTO_VERSION       HUSK_PROTO_VERSION_MAJOR
 
 #define HUSK_PROTO_HDR_SIZE 12u
@@ -232,7 +233,9 @@ enum husk_tag {
 	HUSK_TAG_EXIT_SIGNAL = 21,   /* u32 [1, 64]: the signal that killed */
 	HUSK_TAG_OOM_KILLED = 22,    /* bool */
 	HUSK_TAG_HOSTNAME = 23,      /* string [1, 64] */
-	HUSK_TAG_ROOT_DEVICE = 24,   /* string [1, 255]: "/dev/vdb" */
+	HUSK_TAG_ROOT_DEVICE = 24,   /* string [1, 255]: "serial:NAME",
+	                                "/dev/vdb", or (minor 2) "9p:TAG/SUB":
+	                                directory SUB of virtio-9p share TAG */
 	HUSK_TAG_READONLY_ROOT = 25, /* bool: no writable layer */
 	HUSK_TAG_MEMORY_LIMIT = 26,  /* u64: bytes */
 	HUSK_TAG_CPU_MILLIS = 27,    /* u32 [1, 1048576]: 1000 = one CPU */
@@ -249,12 +252,22 @@ enum husk_tag {
 	                               the process exists and could not exec;
 	                               its EXIT (126/127) follows */
 	HUSK_TAG_MOUNT = 37,        /* string [<=4200], repeated <=64:
-	                               "9p:TAG:ro|rw:/dest" (a virtio-9p share)
-	                               or "tmpfs::rw:/dest"; an agent on the
-	                               host also takes
+	                               "9p:TAG:ro|rw:/dest" (a virtio-9p share),
+	                               (minor 2) "9p:TAG/SUB:ro|rw:/dest" (a
+	                               directory of one; a tag is used in one
+	                               form only) or "tmpfs::rw:/dest"; an
+	                               agent on the host also takes
 	                               "bind:/path:ro|rw:/dest" */
+	/* minor 2 */
+	HUSK_TAG_PID_NS_OF = 38, /* string [1, 128], CREATE only: the id of a
+	                            container of this agent whose first
+	                            process is alive; the new container's
+	                            processes join its PID namespace (a pod's
+	                            shared one) instead of getting their own.
+	                            A minor-1 agent would ignore it, so a host
+	                            must not send it to one */
 };
-#define HUSK_TAG_MAX          37
+#define HUSK_TAG_MAX          38
 #define HUSK_PROTO_MAX_MOUNTS 64
 
 /* A decoded frame. payload points into the reader (or the caller's

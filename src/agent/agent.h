@@ -22,13 +22,18 @@ struct agent_mount;
 /* What CREATE says about the container as a whole. */
 struct agent_container_cfg {
 	char id[129];          /* [A-Za-z0-9_.-], 1..128; checked by session */
-	char root_device[256]; /* block device (EROFS or ext4) or, in host
-	                          mode, a directory to use read-only */
+	char root_device[256]; /* block device (EROFS or ext4), a share's
+	                          directory "9p:TAG/SUBDIR" (share.h) or, in
+	                          host mode, a directory to use read-only */
 	bool readonly_root;    /* no writable layer: the root stays read-only */
 	char hostname[65];     /* "" means the id's first 12 characters */
 	uint64_t memory_limit; /* bytes; 0: none */
 	uint32_t cpu_millis;   /* 1000 = one CPU; 0: none */
 	uint64_t pids_limit;   /* 0: none */
+	/* The id of a container whose first process's PID namespace this
+	 * one joins (a pod's shared namespace); "": a new one. Checked by
+	 * the session. */
+	char pid_ns_of[129];
 	/* MOUNT entries in the order given (volume.h); owned by the
 	 * request, valid until the first process has entered its root. */
 	const struct agent_mount *mounts;
@@ -63,8 +68,9 @@ struct agent_env {
 int agent_pathf(char *buf, size_t cap, struct husk_error *err, const char *fmt,
                 ...) __attribute__((format(printf, 4, 5)));
 
-/* EINVAL unless id is 1..128 bytes, without '/', and not "." or "..". The
- * session checks the stricter protocol charset before this. */
+/* EINVAL unless id is 1..128 bytes, without '/', and not ".", ".." or
+ * "shares" (STATE/shares is the agent's, share.h). The session checks the
+ * stricter protocol charset before this. */
 int agent_check_id(const char *id, struct husk_error *err);
 
 #endif

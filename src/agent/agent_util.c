@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "share.h"
 
 int agent_pathf(char *buf, size_t cap, struct husk_error *err, const char *fmt,
                 ...)
@@ -26,5 +27,12 @@ int agent_check_id(const char *id, struct husk_error *err)
 	    !strcmp(id, ".."))
 		return husk_err(err, EINVAL, "bad container id '%.*s'",
 		                (int)(n > 40 ? 40 : n), id ? id : "");
+	/* STATE/shares holds the 9p shares (share.h), beside the
+	 * containers' STATE/ID: releasing a container of that name would
+	 * unmount them. */
+	if (!strcmp(id, "shares"))
+		return husk_err(err, EINVAL,
+		                "container id 'shares' is reserved by the "
+		                "agent");
 	return 0;
 }

@@ -448,10 +448,61 @@ static void child_common_start(struct pipes *pp)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+static int open_ns(pid_t pid, const char *name, struct husk_error *err);
+
+/* A raw clone: fork's semantics plus the new namespaces. Without
+ * pidns_fd the child is PID 1 of a new PID namespace. With it, the child
+ * is born in that namespace (a pod's shared one): setns(CLONE_NEWPID)
+ * moves only the caller's future children, so the agent switches, clones
+ * and switches back, and the child stays the agent's own to reap, as
+ * agent_spawn_exec does. */
+static pid_t clone_init(int pidns_fd, const char *pidns_of,
+                        struct husk_error *err)
+{
+	unsigned long flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;
+	if (pidns_fd < 0) {
+		pid_t pid =
+		    (pid_t)syscall(SYS_clone, flags | CLONE_NEWPID | SIGCHLD,
+		                   NULL, NULL, NULL, 0);
+		if (pid < 0)
+			return husk_err_errno(err, errno,
+			                      "clone the container's process");
+		return pid;
+	}
+	if (self_pidns < 0)
+		return husk_err(err, EINVAL,
+		                "agent_spawn_init_self was not called");
+	if (setns(pidns_fd, CLONE_NEWPID) < 0)
+		return husk_err_errno(err, errno,
+		                      "enter the PID namespace of container %s",
+		                      pidns_of);
+	pid_t pid =
+	    (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
+	int e = errno;
+	if (pid != 0 && setns(self_pidns, CLONE_NEWPID) < 0) {
+		/* Cannot happen short of a kernel bug; every later child
+		 * would be born in the wrong namespace. */
+		e = errno;
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		return husk_err_errno(err, e,
+		                      "return to the agent's namespace");
+	}
+	/* A namespace whose first process has ended takes no new ones. */
+	if (pid < 0 && e == ENOMEM)
+		return husk_err(err, ESRCH, "container %s is not running",
+		                pidns_of);
+	if (pid < 0)
+		return husk_err_errno(err, e, "clone the container's process");
+	return pid;
+}
+
 int agent_spawn_init(const struct agent_env *env,
                      const struct agent_container_cfg *c, const char *root,
-                     const struct agent_proc_cfg *p, struct agent_spawn *out,
-                     struct husk_error *err)
+                     pid_t pidns_of, const struct agent_proc_cfg *p,
+                     struct agent_spawn *out, struct husk_error *err)
 {
 	struct pipes pp;
 	*out = (struct agent_spawn){.pid = -1,
@@ -460,19 +511,21 @@ int agent_spawn_init(const struct agent_env *env,
 	                            .stdin_fd = -1,
 	                            .stdout_fd = -1,
 	                            .stderr_fd = -1};
+	int pidns_fd = -1;
+	if (pidns_of > 0 && (pidns_fd = open_ns(pidns_of, "pid", err)) < 0)
+		return pidns_fd;
 	int rc = pipes_open(&pp, p->tty, true, err);
-	if (rc < 0)
+	if (rc < 0) {
+		if (pidns_fd >= 0)
+			close(pidns_fd);
 		return rc;
-	/* A raw clone: fork's semantics plus the new namespaces, so the
-	 * child is PID 1 of its PID namespace. */
-	pid_t pid = (pid_t)syscall(SYS_clone,
-	                           CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS |
-	                               CLONE_NEWIPC | SIGCHLD,
-	                           NULL, NULL, NULL, 0);
+	}
+	pid_t pid = clone_init(pidns_fd, c->pid_ns_of, err);
+	if (pidns_fd >= 0)
+		close(pidns_fd);
 	if (pid < 0) {
-		int e = errno;
 		pipes_close(&pp);
-		return husk_err_errno(err, e, "clone the container's process");
+		return pid;
 	}
 	if (pid == 0) {
 		child_common_start(&pp);

@@ -37,12 +37,14 @@ struct agent_spawn {
 
 /* Clones the container's first process into new mount, PID, UTS and IPC
  * namespaces; it enters root (rootfs_enter) and waits for the start byte.
- * Returns once the child reported READY, or fails with the child's
+ * With pidns_of > 0 (c->pid_ns_of's first process) the child joins that
+ * process's PID namespace instead of getting a new one, so it is not PID 1
+ * there. Returns once the child reported READY, or fails with the child's
  * message (the child is then reaped). */
 int agent_spawn_init(const struct agent_env *env,
                      const struct agent_container_cfg *c, const char *root,
-                     const struct agent_proc_cfg *p, struct agent_spawn *out,
-                     struct husk_error *err);
+                     pid_t pidns_of, const struct agent_proc_cfg *p,
+                     struct agent_spawn *out, struct husk_error *err);
 
 /* Forks a process into the namespaces and cgroup of the container whose
  * first process is init_pid and lets it exec at once. Returns once it
@@ -59,8 +61,9 @@ int agent_spawn_wait_exec(struct agent_spawn *s, int timeout_ms,
 /* Closes every descriptor of s that is still open. */
 void agent_spawn_close(struct agent_spawn *s);
 
-/* The agent's own PID namespace, kept open so that EXEC can switch back
- * after forking into a container's. Call once at start-up. */
+/* The agent's own PID namespace, kept open so that EXEC (and a CREATE that
+ * joins another container's PID namespace) can switch back after forking
+ * into a container's. Call once at start-up. */
 int agent_spawn_init_self(struct husk_error *err);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "net.h"
 #include "rootfs.h"
+#include "share.h"
 
 int rootfs_state_path(char *buf, size_t cap, const struct agent_env *env,
                       const char *id, const char *sub, struct husk_error *err)
@@ -62,16 +63,24 @@ static unsigned long mount_flags_of(const struct statvfs *st)
 	return ms;
 }
 
-int rootfs_remount_ro(const char *path, struct husk_error *err)
+int rootfs_remount_bind(const char *path, unsigned long add,
+                        struct husk_error *err)
 {
 	struct statvfs st;
 	if (statvfs(path, &st) != 0)
 		return husk_err_errno(err, errno, "statvfs %s", path);
-	unsigned long flags =
-	    MS_REMOUNT | MS_BIND | MS_RDONLY | mount_flags_of(&st);
+	unsigned long flags = MS_REMOUNT | MS_BIND | add | mount_flags_of(&st);
+	if (st.f_flag & ST_RDONLY)
+		flags |= MS_RDONLY;
 	if (mount(NULL, path, NULL, flags, NULL) != 0)
-		return husk_err_errno(err, errno, "remount %s read-only", path);
+		return husk_err_errno(err, errno, "remount %s%s", path,
+		                      add & MS_RDONLY ? " read-only" : "");
 	return 0;
+}
+
+int rootfs_remount_ro(const char *path, struct husk_error *err)
+{
+	return rootfs_remount_bind(path, MS_RDONLY, err);
 }
 
 /* ---- rootfs_prepare ---------------------------------------------------- */
@@ -298,14 +307,46 @@ static int write_etc(const char *base, const char *hostname,
 	return write_new_file(etc, "resolv.conf", agent_net_resolv_conf(), err);
 }
 
-static int build(const char *base, const struct agent_container_cfg *c,
-                 const char *hostname, char *root, size_t cap,
-                 struct husk_error *err)
+/* A directory of a virtio-9p share: the share is mounted once for the
+ * agent's life (a tag cannot be mounted twice), each container binds its
+ * own directory of it. */
+static int bind_share_dir(const struct agent_env *env, const char *spec,
+                          const char *lower, struct husk_error *err)
+{
+	char tag[AGENT_SHARE_TAG_MAX + 1], subdir[AGENT_SHARE_SPEC_MAX + 1],
+	    path[PATH_MAX];
+	const char *why = agent_share_split(spec + 3, tag, subdir);
+	if (why)
+		return husk_err(err, EINVAL, "root device '%s': %s", spec, why);
+	/* The session refuses it first; a host has no virtio-9p device. */
+	if (env->host_mode)
+		return husk_err(
+		    err, EINVAL,
+		    "root device '%s': 9p shares exist only in a VM", spec);
+	int r = agent_share_mount(env, tag, err);
+	if (r || (r = agent_share_path(env, tag, path, sizeof(path), err)))
+		return r;
+	int fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return husk_err_errno(err, errno, "open %s", path);
+	r = agent_share_bind_ro(fd, subdir, lower, err);
+	close(fd);
+	return r;
+}
+
+static int build(const struct agent_env *env, const char *base,
+                 const struct agent_container_cfg *c, const char *hostname,
+                 char *root, size_t cap, struct husk_error *err)
 {
 	char lower[PATH_MAX];
 	int r = agent_pathf(lower, sizeof(lower), err, "%s/lower", base);
-	if (r || (r = make_dir(lower, 0755, err)) ||
-	    (r = mount_lower(c->root_device, lower, err)))
+	if (r || (r = make_dir(lower, 0755, err)))
+		return r;
+	if (agent_share_is_spec(c->root_device))
+		r = bind_share_dir(env, c->root_device, lower, err);
+	else
+		r = mount_lower(c->root_device, lower, err);
+	if (r)
 		return r;
 	r = c->readonly_root ? mount_readonly_root(base, err)
 	                     : mount_overlay(base, err);
@@ -330,7 +371,7 @@ int rootfs_prepare(const struct agent_env *env,
 	if (mkdir(base, 0700) != 0)
 		return husk_err_errno(err, errno, "create container state %s",
 		                      base);
-	r = build(base, c, hostname, root, cap, err);
+	r = build(env, base, c, hostname, root, cap, err);
 	if (r) {
 		struct husk_error ignored;
 		release_dir(base, &ignored);

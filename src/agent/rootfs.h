@@ -2,8 +2,9 @@
  *
  * Life of a container's root, all under STATE/ID (STATE = env->state_dir):
  *
- *   lower/    the image, read-only (the EROFS or ext4 disk, or a directory
- *             bound read-only in host mode)
+ *   lower/    the image, read-only (the EROFS or ext4 disk, a bind of a
+ *             9p share's directory, or a directory bound read-only in
+ *             host mode)
  *   rw/       a tmpfs holding overlayfs's upper/ and work/ (absent with
  *             readonly_root)
  *   rootfs/   what becomes the container's "/": the overlay, or a
@@ -44,8 +45,9 @@ int rootfs_find_device_in(const char *sys_block, const char *dev_dir,
 /* In the agent's own mount namespace: builds STATE/ID as above (STATE is
  * created 0700 if missing; STATE/ID must not exist: EEXIST) and writes
  * STATE/ID/rootfs into root. The device is tried as erofs, then ext4,
- * read-only and noatime; a directory is bound read-only. On failure, undoes
- * what it did. */
+ * read-only and noatime; a directory is bound read-only; "9p:TAG/SUBDIR"
+ * mounts the share once (share.h, EINVAL in host mode) and binds SUBDIR
+ * read-only. On failure, undoes what it did (a share stays mounted). */
 int rootfs_prepare(const struct agent_env *env,
                    const struct agent_container_cfg *c, char *root, size_t cap,
                    struct husk_error *err);
@@ -85,6 +87,11 @@ int rootfs_hostname(const struct agent_container_cfg *c, char out[65],
 /* Remounts the mount at path read-only, keeping its nosuid, nodev, noexec
  * and atime flags (a bind remount replaces them all). */
 int rootfs_remount_ro(const char *path, struct husk_error *err);
+
+/* The same with any of MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC in add
+ * set on top of the flags the mount has. */
+int rootfs_remount_bind(const char *path, unsigned long add,
+                        struct husk_error *err);
 
 /* Makes root the process's "/" and detaches the old root. pivot_root(2)
  * refuses to move away from the initramfs (a root mount without a parent),

@@ -430,7 +430,7 @@ int rootfs_pivot(const char *root, const char *spare, bool rebind_first,
 
 static int mount_volumes(struct enter *e)
 {
-	return agent_mount_volumes(e->rootfd, e->c, e->err);
+	return agent_mount_volumes(e->env, e->rootfd, e->c, e->err);
 }
 
 /* Volumes come after /etc's files, so the agent never writes into one (a

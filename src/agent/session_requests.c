@@ -15,6 +15,7 @@
 #include "cgroup.h"
 #include "rootfs.h"
 #include "session_int.h"
+#include "share.h"
 #include "volume.h"
 
 #define DEFAULT_SHUTDOWN_MS 10000
@@ -132,8 +133,30 @@ static int read_proc(const struct husk_frame *f, struct request *r,
 	return rc < 0 ? rc : 0;
 }
 
+/* ROOT_DEVICE: a disk, found now; a share's directory, checked now and
+ * mounted by rootfs_prepare; or in host mode a directory. */
+static int read_root_device(const char *spec, bool host_mode,
+                            struct agent_container_cfg *c,
+                            struct husk_error *err)
+{
+	if (!agent_share_is_spec(spec))
+		return rootfs_find_device(spec, c->root_device,
+		                          sizeof(c->root_device), err);
+	if (host_mode)
+		return husk_err(err, EINVAL,
+		                "root device '%s': 9p shares exist only in a "
+		                "VM; the agent on the host takes a directory",
+		                spec);
+	char tag[AGENT_SHARE_TAG_MAX + 1], subdir[AGENT_SHARE_SPEC_MAX + 1];
+	const char *why = agent_share_split(spec + 3, tag, subdir);
+	if (why)
+		return husk_err(err, EINVAL, "root device '%s': %s", spec, why);
+	return agent_pathf(c->root_device, sizeof(c->root_device), err, "%s",
+	                   spec);
+}
+
 static int read_container(const struct husk_frame *f, struct request *r,
-                          struct husk_error *err)
+                          bool host_mode, struct husk_error *err)
 {
 	struct agent_container_cfg *c = &r->ct;
 	int rc = husk_frame_str_buf(f, HUSK_TAG_CONTAINER_ID, c->id,
@@ -147,8 +170,10 @@ static int read_container(const struct husk_frame *f, struct request *r,
 		rc = husk_frame_str_buf(f, HUSK_TAG_ROOT_DEVICE, spec,
 		                        sizeof(spec), err);
 	if (rc >= 0)
-		rc = rootfs_find_device(spec, c->root_device,
-		                        sizeof(c->root_device), err);
+		rc = read_root_device(spec, host_mode, c, err);
+	if (rc >= 0)
+		rc = husk_frame_str_buf(f, HUSK_TAG_PID_NS_OF, c->pid_ns_of,
+		                        sizeof(c->pid_ns_of), err);
 	bool b = false;
 	if (rc >= 0 &&
 	    (rc = husk_frame_bool(f, HUSK_TAG_READONLY_ROOT, &b, err)) == 1)
@@ -259,6 +284,26 @@ static struct container *free_container(struct session *s)
 	return NULL;
 }
 
+/* PID_NS_OF: the first process of the container named must be alive
+ * (created or started): its PID namespace is the one to join. An init
+ * that has exited but is not reaped yet counts as gone; waitid's WNOWAIT
+ * leaves it for session_reap. Returns its pid. */
+static pid_t pidns_owner(struct session *s, const char *id,
+                         struct husk_error *err)
+{
+	struct container *owner = session_container(s, id);
+	if (!owner)
+		return husk_err(err, ENOENT, "container %s does not exist", id);
+	struct proc *init = owner->init;
+	siginfo_t si = {0};
+	if (!init || init->exited || init->pid <= 0 ||
+	    (waitid(P_PID, (id_t)init->pid, &si, WEXITED | WNOHANG | WNOWAIT) ==
+	         0 &&
+	     si.si_pid != 0))
+		return husk_err(err, ESRCH, "container %s is not running", id);
+	return init->pid;
+}
+
 static int do_create(struct session *s, const struct husk_frame *f,
                      struct husk_error *err)
 {
@@ -266,13 +311,17 @@ static int do_create(struct session *s, const struct husk_frame *f,
 	struct container *ct = NULL;
 	struct proc *p = NULL;
 	bool prepared = false, cgroup = false;
+	pid_t pidns_of = 0;
 	int rc = read_proc(f, &r, err);
 	if (rc >= 0)
-		rc = read_container(f, &r, err);
+		rc = read_container(f, &r, s->env->host_mode, err);
 	if (rc >= 0)
 		rc = read_mounts(f, &r, s->env->host_mode, err);
 	if (rc >= 0 && session_container(s, r.ct.id))
 		rc = husk_err(err, EEXIST, "container %s exists", r.ct.id);
+	if (rc >= 0 && r.ct.pid_ns_of[0] &&
+	    (pidns_of = pidns_owner(s, r.ct.pid_ns_of, err)) < 0)
+		rc = pidns_of;
 	if (rc >= 0 && !(ct = free_container(s)))
 		rc = husk_err(err, EAGAIN, "too many containers");
 	if (rc >= 0 && !(p = new_proc(s, f->stream, err)))
@@ -283,14 +332,16 @@ static int do_create(struct session *s, const struct husk_frame *f,
 		                    sizeof(ct->root), err);
 		prepared = rc >= 0;
 	}
+	if (rc >= 0)
+		rc = agent_mount_shares(s->env, &ct->cfg, err);
 	if (rc >= 0) {
 		rc = cgroup_create(s->env, &ct->cfg, err);
 		cgroup = rc >= 0;
 	}
 	struct agent_spawn sp;
 	if (rc >= 0)
-		rc = agent_spawn_init(s->env, &ct->cfg, ct->root, &r.proc, &sp,
-		                      err);
+		rc = agent_spawn_init(s->env, &ct->cfg, ct->root, pidns_of,
+		                      &r.proc, &sp, err);
 	if (ct) {
 		/* The volumes are mounted (or not) by now; r owns them. */
 		ct->cfg.mounts = NULL;

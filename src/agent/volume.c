@@ -15,11 +15,7 @@
 #include "volume.h"
 
 #define MOUNT_MAX_LEN 4200 /* the protocol's limit for one MOUNT */
-#define TAG_MAX       31   /* what we accept as a virtio-9p mount tag */
 
-/* 9p: the options virtio-9p needs, and the largest message size QEMU and
- * husk-vmm accept, which makes big reads and writes few round trips. */
-#define P9_OPTIONS "trans=virtio,version=9p2000.L,msize=262144"
 /* /tmp-like scratch space; its pages count against the container's memory
  * cgroup, and the cap keeps one volume from taking it all. */
 #define TMPFS_OPTIONS "mode=1777,size=64m"
@@ -58,27 +54,22 @@ static int bad(const struct entry *e, const char *why)
 	                e->len > 160 ? "..." : "", why);
 }
 
-static bool valid_tag(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > TAG_MAX)
-		return false;
-	for (; *s; s++) {
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
-			return false;
-	}
-	return true;
-}
-
 static int parse_source(const struct entry *e, const char *src, bool host_mode,
                         struct agent_mount *m)
 {
+	char tag[AGENT_SHARE_TAG_MAX + 1];
 	switch (m->type) {
 	case AGENT_MOUNT_9P:
-		if (!valid_tag(src))
+		if (strchr(src, '/')) {
+			const char *why =
+			    agent_share_split(src, tag, m->subdir);
+			if (why)
+				return bad(e, why);
+			src = tag;
+		} else if (!agent_share_valid_tag(src)) {
 			return bad(e, "the 9p tag must be 1 to 31 letters, "
 			              "digits, _ or -");
+		}
 		break;
 	case AGENT_MOUNT_TMPFS:
 		if (src[0])
@@ -200,8 +191,28 @@ int agent_mount_parse(const char *s, size_t len, bool host_mode,
 
 void agent_mount_describe(const struct agent_mount *m, char *buf, size_t cap)
 {
-	snprintf(buf, cap, "%s%s%s at /%s", type_name(m->type),
-	         m->source[0] ? ":" : "", m->source, m->dest);
+	snprintf(buf, cap, "%s%s%s%s%s at /%s", type_name(m->type),
+	         m->source[0] ? ":" : "", m->source, m->subdir[0] ? "/" : "",
+	         m->subdir, m->dest);
+}
+
+static bool is_share_dir(const struct agent_mount *m)
+{
+	return m->type == AGENT_MOUNT_9P && m->subdir[0];
+}
+
+int agent_mount_shares(const struct agent_env *env,
+                       const struct agent_container_cfg *c,
+                       struct husk_error *err)
+{
+	for (size_t i = 0; i < c->nmounts; i++) {
+		if (!is_share_dir(&c->mounts[i]))
+			continue;
+		int r = agent_share_mount(env, c->mounts[i].source, err);
+		if (r)
+			return r;
+	}
+	return 0;
 }
 
 /* ---- mounting ------------------------------------------------------------ */
@@ -298,13 +309,18 @@ static struct fd_path fd_path(int fd)
 static int attach(int rootfd, const struct agent_mount *m, int srcfd, int dstfd)
 {
 	unsigned long ro = m->readonly ? MS_RDONLY : 0;
+	/* A bind takes its source's flags; a share is mounted without
+	 * nosuid and nodev (a root may come from it), its volumes not. */
+	unsigned long add = ro | (is_share_dir(m) ? MS_NOSUID | MS_NODEV : 0);
 	struct fd_path dst = fd_path(dstfd);
 	const char *target = dst.s;
 	switch (m->type) {
 	case AGENT_MOUNT_9P:
+		if (is_share_dir(m))
+			break; /* a bind of srcfd, below */
 		/* nodev, nosuid: files from the host grant nothing here. */
 		return mount(m->source, target, "9p", MS_NOSUID | MS_NODEV | ro,
-		             P9_OPTIONS)
+		             AGENT_P9_OPTIONS)
 		           ? -errno
 		           : 0;
 	case AGENT_MOUNT_TMPFS:
@@ -318,26 +334,55 @@ static int attach(int rootfd, const struct agent_mount *m, int srcfd, int dstfd)
 	 * submounts left writable under a read-only volume would surprise. */
 	if (mount(fd_path(srcfd).s, target, NULL, MS_BIND, NULL) != 0)
 		return -errno;
-	if (!ro)
+	if (!add)
 		return 0;
 	/* dstfd names what the bind now covers; reopen to reach the bind. */
 	int fd = open_in_root(rootfd, m->dest, O_PATH);
 	if (fd < 0)
 		return fd;
 	struct husk_error ignored;
-	int r = rootfs_remount_ro(fd_path(fd).s, &ignored);
+	int r = rootfs_remount_bind(fd_path(fd).s, add, &ignored);
 	close(fd);
 	return r;
 }
 
-static int mount_one(int rootfd, const struct agent_mount *m,
-                     struct husk_error *err)
+/* The directory of a "9p:TAG/SUBDIR" volume, opened beneath the share the
+ * agent mounted (agent_mount_shares) in the namespace this process
+ * copied. */
+static int open_share_dir(const struct agent_env *env,
+                          const struct agent_mount *m, const char *what,
+                          struct husk_error *err)
 {
-	char what[256];
+	char path[PATH_MAX];
+	struct husk_error e = {0};
+	int fd = agent_share_path(env, m->source, path, sizeof(path), &e);
+	if (fd == 0) {
+		int share =
+		    open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (share < 0) {
+			fd = husk_err_errno(&e, errno, "open %s", path);
+		} else {
+			fd = agent_share_open_beneath(share, m->subdir, &e);
+			close(share);
+		}
+	}
+	if (fd < 0)
+		return husk_err(err, e.code, "mount %s: %s", what, e.msg);
+	return fd;
+}
+
+static int mount_one(const struct agent_env *env, int rootfd,
+                     const struct agent_mount *m, struct husk_error *err)
+{
+	char what[512];
 	agent_mount_describe(m, what, sizeof(what));
 	int srcfd = -1;
 	bool file = false;
-	if (m->type == AGENT_MOUNT_BIND) {
+	if (is_share_dir(m)) {
+		srcfd = open_share_dir(env, m, what, err);
+		if (srcfd < 0)
+			return srcfd;
+	} else if (m->type == AGENT_MOUNT_BIND) {
 		/* Held open, so the source stat'ed is the source bound. */
 		srcfd = open(m->source, O_PATH | O_CLOEXEC);
 		struct stat st;
@@ -362,11 +407,12 @@ static int mount_one(int rootfd, const struct agent_mount *m,
 	return r;
 }
 
-int agent_mount_volumes(int rootfd, const struct agent_container_cfg *c,
+int agent_mount_volumes(const struct agent_env *env, int rootfd,
+                        const struct agent_container_cfg *c,
                         struct husk_error *err)
 {
 	for (size_t i = 0; i < c->nmounts; i++) {
-		int r = mount_one(rootfd, &c->mounts[i], err);
+		int r = mount_one(env, rootfd, &c->mounts[i], err);
 		if (r)
 			return r;
 	}

@@ -54,6 +54,8 @@ int husk_agent_encode(struct husk_proto_enc *e, unsigned type, uint32_t stream,
 		husk_proto_enc_u64(e, HUSK_TAG_PIDS_LIMIT, r->pids_limit, err);
 	if (create && r->mounts)
 		husk_proto_enc_strv(e, HUSK_TAG_MOUNT, r->mounts, err);
+	if (create && r->pid_ns_of)
+		husk_proto_enc_str(e, HUSK_TAG_PID_NS_OF, r->pid_ns_of, err);
 	return -e->error;
 }
 

@@ -107,6 +107,7 @@ static const struct tag_info {
     [HUSK_TAG_EXIT_FOLLOWS] = {"EXIT_FOLLOWS", BOOL},
     [HUSK_TAG_MOUNT] = {"MOUNT", HUSK_TLV_STRING, HUSK_PROTO_MAX_MOUNTS, 1,
                         4200},
+    [HUSK_TAG_PID_NS_OF] = {"PID_NS_OF", STR(1, 128)},
 };
 
 static const char *const kind_names[] = {"unknown", "u32", "u64", "bool",

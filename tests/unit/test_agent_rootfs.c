@@ -31,6 +31,7 @@
 #include <linux/magic.h>
 
 #include "../../src/agent/rootfs.h"
+#include "../../src/agent/share.h"
 #include "../../src/agent/volume.h"
 
 struct world {
@@ -1018,6 +1019,227 @@ static void missing_9p_share_is_named(void **state)
 	run(w, in_9p_container, NULL);
 }
 
+/* ---- directories of 9p shares (share.h) ---------------------------------- */
+
+/* tmp/state/shares/vol0 stands in for a mounted share: what the container
+ * does with it (open SUBDIR beneath it, bind) needs no 9p. */
+static void fake_share(struct world *w)
+{
+	char path[PATH_MAX];
+	assert_int_equal(mkdir(w->state, 0700), 0);
+	sub(path, sizeof(path), w->state, "shares");
+	assert_int_equal(mkdir(path, 0700), 0);
+	sub(path, sizeof(path), w->state, "shares/vol0");
+	assert_int_equal(mkdir(path, 0755), 0);
+	static const char *const dirs[] = {"data", "data/sub", "rw", "out"};
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char rel[64];
+		snprintf(rel, sizeof(rel), "shares/vol0/%s", dirs[i]);
+		sub(path, sizeof(path), w->state, rel);
+		assert_int_equal(mkdir(path, 0755), 0);
+	}
+	sub(path, sizeof(path), w->state, "shares/vol0/data/sub/in");
+	write_text(path, "shared\n");
+	sub(path, sizeof(path), w->state, "shares/vol0/out/secret");
+	write_text(path, "outside\n");
+	/* Whoever writes the share may plant links: to a directory in it,
+	 * and out of it. */
+	sub(path, sizeof(path), w->state, "shares/vol0/link");
+	assert_int_equal(symlink("data", path), 0);
+	sub(path, sizeof(path), w->state, "shares/vol0/data/up");
+	assert_int_equal(symlink("../out", path), 0);
+}
+
+static void check_nosuid(const char *dir)
+{
+	struct statvfs sv;
+	CHECK(statvfs(dir, &sv) == 0 && (sv.f_flag & ST_NOSUID) &&
+	          (sv.f_flag & ST_NODEV),
+	      "%s is not nosuid and nodev", dir);
+}
+
+static void in_share_volume_container(struct world *w)
+{
+	if (enter(w) != 0)
+		return;
+	check_file_is("/data/in", "shared\n");
+	check_write("/data/out", EROFS);
+	check_nosuid("/data");
+	check_write("/rw/out", 0);
+	check_nosuid("/rw");
+	/* The rest of the share is not there. */
+	CHECK(access("/data/sub", F_OK) != 0, "/data is not data/sub");
+}
+
+static void share_got_the_write(struct world *w)
+{
+	char path[PATH_MAX];
+	sub(path, sizeof(path), w->state, "shares/vol0/rw/out");
+	check_file_is(path, "written\n");
+	sub(path, sizeof(path), w->state, "shares/vol0/data/sub/out");
+	CHECK(access(path, F_OK) != 0, "%s was written", path);
+}
+
+/* "9p:TAG/SUBDIR" volumes: a bind of SUBDIR of the share the agent
+ * mounted, read-only or not, nosuid and nodev either way. */
+static void share_dir_volumes(void **state)
+{
+	struct world *w = *state;
+	fake_share(w);
+	add_mount(w, "9p:vol0/data/sub:ro:/data");
+	add_mount(w, "9p:vol0/rw:rw:/rw");
+	run(w, in_share_volume_container, share_got_the_write);
+}
+
+static void in_linked_share_container(struct world *w)
+{
+	struct husk_error e = {0};
+	int r = rootfs_enter(&w->env, &w->cfg, w->root, &e);
+	CHECK(r == -ELOOP && strstr(e.msg, "mount 9p:vol0/data/up at /x: "
+	                                   "directory data/up of the share"),
+	      "a volume through a symlink in the share: %d '%s'", r, e.msg);
+}
+
+static void share_dir_volume_through_a_link_is_refused(void **state)
+{
+	struct world *w = *state;
+	fake_share(w);
+	add_mount(w, "9p:vol0/data/up:ro:/x");
+	run(w, in_linked_share_container, NULL);
+}
+
+/* The step a share's directory as a root takes, on a plain directory
+ * standing in for the share. */
+static void bind_share_dirs(struct world *w)
+{
+	struct husk_error e = {0};
+	char share[PATH_MAX], target[PATH_MAX], path[PATH_MAX];
+	sub(share, sizeof(share), w->state, "shares/vol0");
+	sub(target, sizeof(target), w->tmp, "target");
+	CHECK(mkdir(target, 0755) == 0, "mkdir %s", target);
+	int fd = open(share, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	CHECK(fd >= 0, "open %s", share);
+	int r = agent_share_bind_ro(fd, "data/sub", target, &e);
+	CHECK(r == 0, "bind data/sub: %d %s", r, e.msg);
+	sub(path, sizeof(path), target, "in");
+	check_file_is(path, "shared\n");
+	sub(path, sizeof(path), target, "new");
+	check_write(path, EROFS);
+	/* Read-only is the bind's; the share stays writable. */
+	sub(path, sizeof(path), share, "data/sub/new");
+	check_write(path, 0);
+	CHECK(umount2(target, 0) == 0, "unmount %s", target);
+	/* A link anywhere on the way, the last component included. */
+	static const char *const links[] = {"link", "link/sub", "data/up",
+	                                    "data/up/secret/.."};
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+		r = agent_share_bind_ro(fd, links[i], target, &e);
+		CHECK(r == -ELOOP && strstr(e.msg, "a symlink is in the way"),
+		      "bind %s: %d '%s'", links[i], r, e.msg);
+	}
+	/* Ways out, which the spec check refuses first anyway. */
+	static const char *const out[] = {"..", "data/../../shares", "/etc"};
+	for (size_t i = 0; i < sizeof(out) / sizeof(out[0]); i++) {
+		r = agent_share_bind_ro(fd, out[i], target, &e);
+		CHECK(r == -EXDEV, "bind %s: %d '%s'", out[i], r, e.msg);
+	}
+	r = agent_share_bind_ro(fd, "data/nope", target, &e);
+	CHECK(r == -ENOENT, "bind data/nope: %d '%s'", r, e.msg);
+	CHECK(!mounted_under(target), "something is mounted on %s", target);
+	close(fd);
+}
+
+static void share_dir_binds_read_only_and_beneath(void **state)
+{
+	struct world *w = *state;
+	fake_share(w);
+	w->body = bind_share_dirs;
+	run(w, NULL, NULL);
+}
+
+/* A host agent has no virtio-9p device: a share's directory as the root is
+ * refused before anything is made. */
+static void share_root_is_refused_on_the_host(void **state)
+{
+	struct world *w = *state;
+	struct husk_error e = {0};
+	char base[PATH_MAX];
+	snprintf(w->cfg.root_device, sizeof(w->cfg.root_device), "9p:pod/c1");
+	assert_int_equal(
+	    rootfs_prepare(&w->env, &w->cfg, w->root, sizeof(w->root), &e),
+	    -EINVAL);
+	assert_non_null(strstr(e.msg, "9p shares exist only in a VM"));
+	sub(base, sizeof(base), w->state, w->cfg.id);
+	assert_int_equal(access(base, F_OK), -1);
+	/* And "shares" is no container's name: STATE/shares is the
+	 * agent's. */
+	snprintf(w->cfg.root_device, sizeof(w->cfg.root_device), "%s", w->src);
+	snprintf(w->cfg.id, sizeof(w->cfg.id), "shares");
+	assert_int_equal(
+	    rootfs_prepare(&w->env, &w->cfg, w->root, sizeof(w->root), &e),
+	    -EINVAL);
+	assert_non_null(strstr(e.msg, "reserved"));
+	assert_int_equal(rootfs_release(&w->env, "shares", &e), -EINVAL);
+}
+
+static void share_split(const char *src, const char *tag, const char *subdir)
+{
+	char t[AGENT_SHARE_TAG_MAX + 1], d[AGENT_SHARE_SPEC_MAX + 1];
+	const char *why = agent_share_split(src, t, d);
+	if (why)
+		fail_msg("'%s': %s", src, why);
+	assert_string_equal(t, tag);
+	assert_string_equal(d, subdir);
+}
+
+static void share_specs_are_checked(void **state)
+{
+	assert_true(agent_share_is_spec("9p:pod/c1"));
+	assert_false(agent_share_is_spec("serial:9p"));
+	assert_false(agent_share_is_spec("/dev/9p:x"));
+	share_split("pod/c1", "pod", "c1");
+	share_split("a-B_9/x.y/..z/z..", "a-B_9", "x.y/..z/z..");
+	share_split("1234567890123456789012345678901/-",
+	            "1234567890123456789012345678901", "-");
+	static const struct {
+		const char *src, *why;
+	} bad[] = {
+	    {"", "want 9p:TAG/SUBDIR"},
+	    {"pod", "want 9p:TAG/SUBDIR"},
+	    {"/c1", "9p tag"},
+	    {"p.d/c1", "9p tag"},
+	    {"12345678901234567890123456789012/c1", "9p tag"},
+	    {"pod/", "empty component"},
+	    {"pod//c1", "empty component"},
+	    {"pod/c1/", "empty component"},
+	    {"pod/.", "'.' or '..'"},
+	    {"pod/..", "'.' or '..'"},
+	    {"pod/c1/../c2", "'.' or '..'"},
+	    {"pod/c1:ro", "only letters"},
+	    {"pod/c\n1", "only letters"},
+	    {"pod/c\xc3\xa9", "only letters"},
+	};
+	char t[AGENT_SHARE_TAG_MAX + 1], d[AGENT_SHARE_SPEC_MAX + 1];
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *why = agent_share_split(bad[i].src, t, d);
+		if (!why || !strstr(why, bad[i].why))
+			fail_msg("'%s': %s, want '%s'", bad[i].src,
+			         why ? why : "accepted", bad[i].why);
+	}
+	/* "9p:" and 252 more: the most; one more is too long. */
+	char src[300];
+	memset(src, 'a', sizeof(src));
+	memcpy(src, "pod/", 4);
+	src[252] = '\0';
+	assert_null(agent_share_split(src, t, d));
+	assert_int_equal(strlen(d), 248);
+	src[252] = 'a';
+	src[253] = '\0';
+	const char *why = agent_share_split(src, t, d);
+	assert_non_null(why);
+	assert_non_null(strstr(why, "longer than 255"));
+}
+
 /* ---- rootfs_find_device -------------------------------------------------- */
 
 static void find_device_by_path(void **state)
@@ -1119,6 +1341,11 @@ int main(void)
 	    T(symlinked_destinations_stay_inside),
 	    T(dangling_symlinked_destination_is_refused),
 	    T(missing_9p_share_is_named),
+	    T(share_dir_volumes),
+	    T(share_dir_volume_through_a_link_is_refused),
+	    T(share_dir_binds_read_only_and_beneath),
+	    T(share_root_is_refused_on_the_host),
+	    cmocka_unit_test(share_specs_are_checked),
 	    cmocka_unit_test(find_device_by_path),
 	    T(find_device_by_serial),
 	};

@@ -31,6 +31,7 @@
 #include "../../src/agent/session.h"
 #include "../../src/agent/volume.h"
 #include "husk/agent_client.h"
+#include "husk/agent_mux.h"
 #include "husk/proto.h"
 
 struct peer {
@@ -370,6 +371,67 @@ static void malformed_mounts_are_refused_by_the_agent(void **state)
 	husk_proto_enc_free(&e);
 }
 
+static void create_with_root(struct husk_proto_enc *e, const char *root)
+{
+	struct husk_error err;
+	const char *argv[] = {"sh", NULL};
+	husk_proto_enc_begin(e, HUSK_FRAME_CREATE, 0, 7, &err);
+	husk_proto_enc_str(e, HUSK_TAG_CONTAINER_ID, "c1", &err);
+	husk_proto_enc_str(e, HUSK_TAG_ROOT_DEVICE, root, &err);
+	husk_proto_enc_strv(e, HUSK_TAG_ARGV, argv, &err);
+	assert_int_equal(husk_proto_enc_end(e, &err), 0);
+}
+
+/* A guest agent checks a share's directory as a root device before it
+ * does anything with it. */
+static void share_root_devices_are_checked(void **state)
+{
+	/* 255 bytes, the protocol's most, ending in '/'. */
+	static char slash[256];
+	memset(slash, 'a', 255);
+	memcpy(slash, "9p:pod/", 7);
+	slash[254] = '/';
+	const struct {
+		const char *root, *why;
+	} bad[] = {
+	    {"9p:pod", "want 9p:TAG/SUBDIR"},
+	    {"9p:pod/", "empty component"},
+	    {"9p:pod/c1/../../x", "'.' or '..'"},
+	    {"9p:pod/c 1", "only letters"},
+	    {"9p:12345678901234567890123456789012/c1", "9p tag"},
+	    {slash, "empty component"},
+	};
+	struct peer p;
+	struct husk_proto_enc e;
+	char msg[1025], want[128];
+	start_agent(&p);
+	husk_proto_enc_init_alloc(&e, HUSK_SIDE_HOST);
+	hello(&p, &e);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		create_with_root(&e, bad[i].root);
+		send_enc(&p, &e);
+		uint32_t code = create_error(&p, msg, sizeof(msg));
+		snprintf(want, sizeof(want), "root device '%.40s", bad[i].root);
+		if (code != EINVAL || !strstr(msg, want) ||
+		    !strstr(msg, bad[i].why))
+			fail_msg("for '%s' the agent said %u '%s'", bad[i].root,
+			         code, msg);
+	}
+	/* Well-formed ones pass; the CREATE then fails on the test's state
+	 * directory. */
+	slash[254] = 'a';
+	const char *good[] = {"9p:pod/c1", "9p:a_b-C/x.y/z-1_2", slash};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		create_with_root(&e, good[i]);
+		send_enc(&p, &e);
+		create_error(&p, msg, sizeof(msg));
+		if (strstr(msg, "root device"))
+			fail_msg("for '%s' the agent said '%s'", good[i], msg);
+	}
+	husk_proto_enc_free(&e);
+	finish(&p);
+}
+
 static void mount_parses(const char *s, bool host_mode, struct agent_mount *m)
 {
 	struct husk_error err = {0};
@@ -412,6 +474,15 @@ static void mount_strings_are_split_and_normalised(void **state)
 	assert_string_equal(m.source, "/srv/x");
 	assert_string_equal(m.dest, "procfs/sysx");
 	mount_parses("9p:1234567890123456789012345678901:rw:/x", false, &m);
+	assert_string_equal(m.subdir, "");
+	/* A directory of a share (a pod member's volume). */
+	mount_parses("9p:pod/c1-2/data.d:rw:/data", false, &m);
+	assert_int_equal(m.type, AGENT_MOUNT_9P);
+	assert_string_equal(m.source, "pod");
+	assert_string_equal(m.subdir, "c1-2/data.d");
+	assert_false(m.readonly);
+	agent_mount_describe(&m, desc, sizeof(desc));
+	assert_string_equal(desc, "9p:pod/c1-2/data.d at /data");
 }
 
 static void malformed_mount_strings_are_refused(void **state)
@@ -442,6 +513,16 @@ static void malformed_mount_strings_are_refused(void **state)
 	    {"9p:v:ro:/proc", "/proc or /sys"},
 	    {"9p:v:ro://sys/kernel", "/proc or /sys"},
 	    {"bind:/srv:rw:/x", "only for the agent on the host"},
+	    {"9p:pod/:rw:/x", "empty component"},
+	    {"9p:pod//a:rw:/x", "empty component"},
+	    {"9p:pod/a/:rw:/x", "empty component"},
+	    {"9p:/a:rw:/x", "9p tag"},
+	    {"9p:p d/a:rw:/x", "9p tag"},
+	    {"9p:pod/../a:rw:/x", "'.' or '..'"},
+	    {"9p:pod/a/..:rw:/x", "'.' or '..'"},
+	    {"9p:pod/./a:rw:/x", "'.' or '..'"},
+	    {"9p:pod/a b:rw:/x", "only letters"},
+	    {"9p:pod/a\\b:rw:/x", "only letters"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		mount_fails(bad[i].s, strlen(bad[i].s), false, bad[i].why);
@@ -478,7 +559,8 @@ static void encoder_carries_mounts_up_to_the_limit(void **state)
 	struct husk_run_request req = {.container_id = "c",
 	                               .root_device = "serial:r",
 	                               .argv = argv,
-	                               .mounts = mounts};
+	                               .mounts = mounts,
+	                               .pid_ns_of = "pause"};
 	struct husk_proto_enc e;
 	struct husk_error err;
 	husk_proto_enc_init_alloc(&e, HUSK_SIDE_HOST);
@@ -497,7 +579,12 @@ static void encoder_carries_mounts_up_to_the_limit(void **state)
 		assert_int_equal(got[i].len, strlen(names[i]));
 		assert_memory_equal(got[i].ptr, names[i], got[i].len);
 	}
-	/* EXEC has no volumes. */
+	char ns[129];
+	assert_int_equal(
+	    husk_frame_str_buf(&f, HUSK_TAG_PID_NS_OF, ns, sizeof(ns), &err),
+	    1);
+	assert_string_equal(ns, "pause");
+	/* EXEC has no volumes, and joins namespaces of its own kind. */
 	husk_proto_enc_reset(&e);
 	husk_agent_encode(&e, HUSK_FRAME_EXEC, 1, &req, &err);
 	assert_int_equal(husk_proto_enc_end(&e, &err), 0);
@@ -507,6 +594,9 @@ static void encoder_carries_mounts_up_to_the_limit(void **state)
 	assert_int_equal(husk_frame_strv(&f, HUSK_TAG_MOUNT, got,
 	                                 HUSK_PROTO_MAX_MOUNTS, &err),
 	                 0);
+	assert_int_equal(
+	    husk_frame_str_buf(&f, HUSK_TAG_PID_NS_OF, ns, sizeof(ns), &err),
+	    0);
 	/* 65 */
 	husk_proto_enc_reset(&e);
 	mounts[HUSK_PROTO_MAX_MOUNTS] = names[HUSK_PROTO_MAX_MOUNTS];
@@ -609,6 +699,280 @@ static void host_agent_mounts_volumes(void **state)
 static int volume_setup(void **state)
 {
 	return scratch_setup(state, "husk-vol");
+}
+
+/* ---- pods: PID_NS_OF ---- */
+
+/* The host agent of the running pod test, for pod_teardown; -1 once it
+ * has been waited for. */
+static pid_t pod_agent = -1;
+
+/* The volume test's root, plus the applets the pod tests run. */
+static void pod_root(const struct scratch *s)
+{
+	volume_root(s);
+	static const char *const applets[] = {"cat", "sleep", "true"};
+	char path[256];
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "root/bin/%s", applets[i]);
+		assert_int_equal(symlink("busybox", at(s, path)), 0);
+	}
+}
+
+/* Pumps the session until stream id has exited. */
+static void pump_until_exit(struct husk_mux *m, uint32_t id)
+{
+	struct husk_error err = {0};
+	for (;;) {
+		struct husk_mux_stream *st = husk_mux_stream(m, id);
+		assert_non_null(st);
+		if (st->exited)
+			return;
+		struct pollfd p[16];
+		int n = husk_mux_pollfds(m, p, 16);
+		assert_true(n > 0);
+		assert_true(poll(p, (nfds_t)n, 20000) > 0);
+		if (husk_mux_dispatch(m, p, n, &err) < 0)
+			fail_msg("husk_mux_dispatch: %s", err.msg);
+	}
+}
+
+static int devnull(void)
+{
+	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+/* Runs a container that prints its /proc/1/cmdline and every process's,
+ * joining pid_ns_of's PID namespace (NULL: its own); what it printed goes
+ * to out (at most cap bytes), its length is returned. */
+static size_t list_processes(const struct scratch *s, struct husk_mux *m,
+                             const char *id, const char *pid_ns_of, char *out,
+                             size_t cap)
+{
+	const char *argv[] = {
+	    "sh", "-c", "cat /proc/1/cmdline; echo; cat /proc/[0-9]*/cmdline",
+	    NULL};
+	struct husk_run_request req = {.container_id = id,
+	                               .root_device = at(s, "root"),
+	                               .argv = argv,
+	                               .pid_ns_of = pid_ns_of};
+	char path[64];
+	snprintf(path, sizeof(path), "%s.out", id);
+	int fd =
+	    open(at(s, path), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	struct husk_error err = {0};
+	int st = husk_mux_create(m, &req, -1, dup(fd), devnull(), &err);
+	if (st < 0)
+		fail_msg("create %s: %s", id, err.msg);
+	assert_int_equal(husk_mux_start(m, (uint32_t)st, NULL, &err), 0);
+	pump_until_exit(m, (uint32_t)st);
+	assert_int_equal(husk_mux_stream(m, (uint32_t)st)->exit.exit_code, 0);
+	husk_mux_release(m, (uint32_t)st);
+	ssize_t n = pread(fd, out, cap, 0);
+	close(fd);
+	assert_true(n > 0);
+	return (size_t)n;
+}
+
+/* Two containers of a pod share a PID namespace: the second sees the
+ * first one's process as PID 1, a third without PID_NS_OF sees only its
+ * own; joining a container that does not exist is refused. */
+static void pod_members_share_a_pid_namespace(void **state)
+{
+	struct scratch *s = *state;
+	if (geteuid() != 0 || access("/bin/busybox", X_OK) != 0)
+		skip();
+	pod_root(s);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+	                 0);
+	pid_t agent = pod_agent = start_host_agent(s, sv[0]);
+	close(sv[0]);
+	struct husk_mux m;
+	struct husk_error err = {0};
+	assert_int_equal(husk_mux_init(&m, sv[1], 20000, &err), 0);
+
+	const char *sleep_argv[] = {"sleep", "4321", NULL};
+	struct husk_run_request pause = {.container_id = "pause",
+	                                 .root_device = at(s, "root"),
+	                                 .argv = sleep_argv};
+	int a = husk_mux_create(&m, &pause, -1, devnull(), devnull(), &err);
+	if (a < 0)
+		fail_msg("create pause: %s", err.msg);
+	assert_int_equal(husk_mux_start(&m, (uint32_t)a, NULL, &err), 0);
+
+	static const char sleeper[] = "sleep\0"
+	                              "4321";
+	char out[16384];
+	size_t n = list_processes(s, &m, "member", "pause", out, sizeof(out));
+	if (n < sizeof(sleeper) || memcmp(out, sleeper, sizeof(sleeper)))
+		fail_msg("the member's PID 1 is '%.*s'", (int)n, out);
+	/* ...and it sees itself there too (its own sh -c). */
+	assert_non_null(memmem(out, n, "/proc/1/cmdline", 15));
+
+	n = list_processes(s, &m, "loner", NULL, out, sizeof(out));
+	assert_true(n > 6 && !memcmp(out, "sh\0-c\0", 6));
+	assert_null(memmem(out, n, sleeper, sizeof(sleeper)));
+
+	/* A name that is no container of this agent. */
+	struct husk_run_request stray = pause;
+	stray.container_id = "stray";
+	stray.pid_ns_of = "nosuch";
+	assert_int_equal(
+	    husk_mux_create(&m, &stray, -1, devnull(), devnull(), &err),
+	    -ENOENT);
+	assert_non_null(strstr(err.msg, "container nosuch does not exist"));
+
+	/* PID 1 of its namespace ignores SIGTERM; SIGKILL ends it. */
+	assert_int_equal(husk_mux_signal(&m, (uint32_t)a, SIGKILL, &err), 0);
+	pump_until_exit(&m, (uint32_t)a);
+	assert_int_equal(husk_mux_stream(&m, (uint32_t)a)->exit.exit_code, 137);
+	assert_int_equal(husk_mux_shutdown(&m, &err), 0);
+	husk_mux_free(&m);
+	int st;
+	assert_int_equal(waitpid(agent, &st, 0), agent);
+	pod_agent = -1;
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* The next frame of type on stream, skipping others; fails on EOF. */
+static struct husk_frame frame_on(struct peer *p, uint32_t stream,
+                                  unsigned type)
+{
+	for (;;) {
+		struct husk_frame f = next_frame(p);
+		if (f.type == 0)
+			fail_msg("no %s on stream %u",
+			         husk_proto_type_name(type), stream);
+		if (f.stream == stream && f.type == type)
+			return f;
+	}
+}
+
+static void raw_create(struct peer *p, struct husk_proto_enc *e,
+                       uint32_t stream, const char *id, const char *root,
+                       const char *pid_ns_of)
+{
+	const char *argv[] = {"true", NULL};
+	struct husk_run_request req = {.container_id = id,
+	                               .root_device = root,
+	                               .argv = argv,
+	                               .pid_ns_of = pid_ns_of};
+	struct husk_error err;
+	assert_int_equal(
+	    husk_agent_encode(e, HUSK_FRAME_CREATE, stream, &req, &err), 0);
+	assert_int_equal(husk_proto_enc_end(e, &err), 0);
+	send_enc(p, e);
+}
+
+static void raw_request(struct peer *p, struct husk_proto_enc *e, unsigned type,
+                        uint32_t stream)
+{
+	struct husk_error err;
+	husk_proto_enc_begin(e, type, 0, stream, &err);
+	assert_int_equal(husk_proto_enc_end(e, &err), 0);
+	send_enc(p, e);
+}
+
+/* ERROR's errno and message for a request on stream. */
+static uint32_t error_on(struct peer *p, uint32_t stream, char *msg, size_t cap)
+{
+	struct husk_error err;
+	struct husk_frame f = frame_on(p, stream, HUSK_FRAME_ERROR);
+	uint32_t code = 0;
+	assert_int_equal(husk_frame_u32(&f, HUSK_TAG_ERRNO, &code, &err), 1);
+	assert_true(husk_frame_str_buf(&f, HUSK_TAG_MESSAGE, msg, cap, &err) >=
+	            0);
+	return code;
+}
+
+/* Whether pid has ended: a zombie, or gone. */
+static bool has_ended(pid_t pid)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	const char *paren = strrchr(buf, ')');
+	return !paren || paren[1] != ' ' || paren[2] == 'Z' || paren[2] == 'X';
+}
+
+/* Joining a container whose first process has ended: ESRCH while the
+ * host has not collected its EXIT, ENOENT once it has (the container is
+ * gone). A host agent refuses a share's directory as a root. */
+static void joining_an_ended_container_is_refused(void **state)
+{
+	struct scratch *s = *state;
+	if (geteuid() != 0 || access("/bin/busybox", X_OK) != 0)
+		skip();
+	pod_root(s);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+	                 0);
+	struct peer p = {.pid = start_host_agent(s, sv[0]), .fd = sv[1]};
+	pod_agent = p.pid;
+	close(sv[0]);
+	husk_proto_reader_init(&p.reader, HUSK_SIDE_HOST);
+	struct husk_proto_enc e;
+	struct husk_error err;
+	char msg[1025];
+	husk_proto_enc_init_alloc(&e, HUSK_SIDE_HOST);
+	hello(&p, &e);
+
+	raw_create(&p, &e, 1, "gone", at(s, "root"), NULL);
+	frame_on(&p, 1, HUSK_FRAME_CREATE);
+	raw_request(&p, &e, HUSK_FRAME_START, 1);
+	struct husk_frame f = frame_on(&p, 1, HUSK_FRAME_START);
+	uint32_t pid = 0;
+	assert_int_equal(husk_frame_u32(&f, HUSK_TAG_PID, &pid, &err), 1);
+	/* The host agent shares the test's PID namespace. */
+	for (int i = 0; i < 2000 && !has_ended((pid_t)pid); i++)
+		usleep(5000);
+	assert_true(has_ended((pid_t)pid));
+	raw_create(&p, &e, 3, "late", at(s, "root"), "gone");
+	assert_int_equal(error_on(&p, 3, msg, sizeof(msg)), ESRCH);
+	assert_non_null(strstr(msg, "container gone is not running"));
+
+	raw_request(&p, &e, HUSK_FRAME_WAIT, 1);
+	frame_on(&p, 1, HUSK_FRAME_EXIT);
+	raw_create(&p, &e, 5, "later", at(s, "root"), "gone");
+	assert_int_equal(error_on(&p, 5, msg, sizeof(msg)), ENOENT);
+	assert_non_null(strstr(msg, "container gone does not exist"));
+
+	raw_create(&p, &e, 7, "shared", "9p:pod/c1", NULL);
+	assert_int_equal(error_on(&p, 7, msg, sizeof(msg)), EINVAL);
+	assert_non_null(strstr(msg, "9p shares exist only in a VM"));
+
+	raw_request(&p, &e, HUSK_FRAME_SHUTDOWN, 0);
+	f = frame_on(&p, 0, HUSK_FRAME_SHUTDOWN);
+	assert_true(f.flags & HUSK_FRAME_REPLY);
+	assert_int_equal(finish(&p), 0);
+	pod_agent = -1;
+	husk_proto_enc_free(&e);
+}
+
+static int pod_setup(void **state)
+{
+	return scratch_setup(state, "husk-pod");
+}
+
+/* A failed check leaves the host agent running (with a container or two,
+ * which die with it: PR_SET_PDEATHSIG). */
+static int pod_teardown(void **state)
+{
+	if (pod_agent > 0) {
+		kill(pod_agent, SIGKILL);
+		waitpid(pod_agent, NULL, 0);
+		pod_agent = -1;
+	}
+	return scratch_teardown(state);
 }
 
 /* ---- the client against a hostile agent ---- */
@@ -751,11 +1115,16 @@ int main(void)
 	        bad_requests_are_answered_and_the_session_survives),
 	    cmocka_unit_test(host_going_away_ends_the_agent),
 	    cmocka_unit_test(malformed_mounts_are_refused_by_the_agent),
+	    cmocka_unit_test(share_root_devices_are_checked),
 	    cmocka_unit_test(mount_strings_are_split_and_normalised),
 	    cmocka_unit_test(malformed_mount_strings_are_refused),
 	    cmocka_unit_test(encoder_carries_mounts_up_to_the_limit),
 	    cmocka_unit_test_setup_teardown(host_agent_mounts_volumes,
 	                                    volume_setup, scratch_teardown),
+	    cmocka_unit_test_setup_teardown(pod_members_share_a_pid_namespace,
+	                                    pod_setup, pod_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        joining_an_ended_container_is_refused, pod_setup, pod_teardown),
 	    cmocka_unit_test(client_refuses_output_beyond_credit),
 	    cmocka_unit_test(client_refuses_a_second_exit),
 	    cmocka_unit_test(client_reports_an_agent_that_vanishes),

@@ -808,6 +808,78 @@ static void value_out_of_range(void **state)
 	expect_reject(A, &w, EPROTO, "HOSTNAME: length 0");
 }
 
+/* PID_NS_OF (minor 2) is a container id: 1 to 128 bytes. The codec has no
+ * per-message tag lists (a tag a message does not use is ignored), so in
+ * EXEC it passes the codec like any other; the agent reads it on CREATE
+ * only. */
+static void pid_ns_of_limits(void **state)
+{
+	char id[130];
+	struct raw w = {0};
+
+	memset(id, 'p', sizeof(id));
+	raw_begin(&w, HUSK_FRAME_CREATE, 0, 1);
+	raw_tlv(&w, HUSK_TAG_CONTAINER_ID, "c1", 2);
+	raw_tlv(&w, HUSK_TAG_ROOT_DEVICE, "serial:r", 8);
+	raw_tlv(&w, HUSK_TAG_ARGV, "sh", 2);
+	raw_tlv(&w, HUSK_TAG_PID_NS_OF, "", 0);
+	raw_end(&w);
+	expect_reject(A, &w, EPROTO, "PID_NS_OF: length 0 outside [1, 128]");
+	w.n = 0;
+	raw_begin(&w, HUSK_FRAME_CREATE, 0, 1);
+	raw_tlv(&w, HUSK_TAG_CONTAINER_ID, "c1", 2);
+	raw_tlv(&w, HUSK_TAG_ROOT_DEVICE, "serial:r", 8);
+	raw_tlv(&w, HUSK_TAG_ARGV, "sh", 2);
+	raw_tlv(&w, HUSK_TAG_PID_NS_OF, id, 129);
+	raw_end(&w);
+	expect_reject(A, &w, EPROTO, "PID_NS_OF: length 129 outside [1, 128]");
+
+	/* 128 bytes pass, and the encoder holds itself to the same. */
+	struct husk_proto_reader r;
+	struct husk_proto_enc e;
+	struct husk_error err = {0};
+	struct rx rx = {0};
+	struct husk_str got;
+	const char *argv[] = {"sh", NULL};
+	id[128] = '\0';
+	husk_proto_enc_init_alloc(&e, H);
+	husk_proto_enc_begin(&e, HUSK_FRAME_CREATE, 0, 1, &err);
+	husk_proto_enc_str(&e, HUSK_TAG_CONTAINER_ID, "c1", &err);
+	husk_proto_enc_str(&e, HUSK_TAG_ROOT_DEVICE, "serial:r", &err);
+	husk_proto_enc_strv(&e, HUSK_TAG_ARGV, argv, &err);
+	husk_proto_enc_str(&e, HUSK_TAG_PID_NS_OF, id, &err);
+	assert_int_equal(husk_proto_enc_end(&e, &err), 0);
+	husk_proto_enc_begin(&e, HUSK_FRAME_EXEC, 0, 2, &err);
+	husk_proto_enc_str(&e, HUSK_TAG_CONTAINER_ID, "c1", &err);
+	husk_proto_enc_strv(&e, HUSK_TAG_ARGV, argv, &err);
+	husk_proto_enc_str(&e, HUSK_TAG_PID_NS_OF, "pause", &err);
+	assert_int_equal(husk_proto_enc_end(&e, &err), 0);
+	reader_after_hello(&r, A);
+	assert_int_equal(feed(&r, e.buf, e.len, 0, &rx, &err), 0);
+	assert_int_equal(rx.n, 2);
+	assert_int_equal(
+	    husk_frame_str(&rx.f[0], HUSK_TAG_PID_NS_OF, &got, &err), 1);
+	assert_int_equal(got.len, 128);
+	assert_int_equal(
+	    husk_frame_str(&rx.f[1], HUSK_TAG_PID_NS_OF, &got, &err), 1);
+	assert_int_equal(got.len, 5);
+	rx_free(&rx);
+	husk_proto_reader_free(&r);
+	husk_proto_enc_reset(&e);
+	husk_proto_enc_begin(&e, HUSK_FRAME_CREATE, 0, 1, &err);
+	husk_proto_enc_str(&e, HUSK_TAG_CONTAINER_ID, "c1", &err);
+	husk_proto_enc_str(&e, HUSK_TAG_ROOT_DEVICE, "serial:r", &err);
+	husk_proto_enc_strv(&e, HUSK_TAG_ARGV, argv, &err);
+	husk_proto_enc_str(&e, HUSK_TAG_PID_NS_OF, "", &err);
+	assert_int_equal(husk_proto_enc_end(&e, &err), -EINVAL);
+	assert_int_equal(e.len, 0);
+	husk_proto_enc_free(&e);
+	assert_string_equal(husk_proto_tag_name(HUSK_TAG_PID_NS_OF),
+	                    "PID_NS_OF");
+	assert_int_equal(husk_proto_tag_kind(HUSK_TAG_PID_NS_OF),
+	                 HUSK_TLV_STRING);
+}
+
 static void duplicate_or_missing_tag(void **state)
 {
 	struct raw w = {0};
@@ -1132,6 +1204,7 @@ int main(void)
 	    cmocka_unit_test(nul_in_string),
 	    cmocka_unit_test(wrong_integer_width),
 	    cmocka_unit_test(value_out_of_range),
+	    cmocka_unit_test(pid_ns_of_limits),
 	    cmocka_unit_test(duplicate_or_missing_tag),
 	    cmocka_unit_test(too_many_repeated_strings),
 	    cmocka_unit_test(unknown_tags_are_skipped),
