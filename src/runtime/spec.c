@@ -166,8 +166,18 @@ int rt_process_load(const char *path, struct rt_process *p,
 		return -err->code;
 	int rc = read_process(o, p, err);
 	json_object_put(o);
-	if (rc < 0)
+	if (rc < 0) {
 		rt_process_free(p);
+		/* read_process names a config.json's fields; this file is
+		 * the process object itself */
+		static const char cfg[] = "config.json: process.";
+		if (!strncmp(err->msg, cfg, sizeof(cfg) - 1)) {
+			char msg[sizeof(err->msg)];
+			snprintf(msg, sizeof(msg), "%s",
+			         err->msg + sizeof(cfg) - 1);
+			husk_err(err, err->code, "%.200s: %.280s", path, msg);
+		}
+	}
 	return rc;
 }
 

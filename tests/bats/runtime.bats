@@ -89,6 +89,18 @@ J
 	run "${R[@]}" exec --process "$W/process.json" e1
 	[[ "$output" == *"from-process-json bar"* ]]
 	[[ "$output" == *"/etc"* ]]
+	# a malformed --process file is refused with the reason, as runc does
+	for bad in '{"args": [' '[]' '{"args": "sh"}' '{"args": []}' '{"args": ["true"], "cwd": 5}' '{"args": [1]}'; do
+		printf '%s' "$bad" >"$W/bad.json"
+		run "${R[@]}" exec --process "$W/bad.json" e1
+		echo "$bad -> $status $output"
+		[ "$status" -eq 255 ]
+		[[ "$output" == *"$W/bad.json"* ]]
+		[[ "$output" == *"not valid JSON"* || "$output" == *"not a JSON object"* || "$output" == *"wrong type"* || "$output" == *"is empty"* || "$output" == *"not a string"* ]]
+	done
+	run "${R[@]}" exec --process "$W/none.json" e1
+	[ "$status" -eq 255 ]
+	[[ "$output" == *"none.json: No such file or directory"* ]]
 	"${R[@]}" exec -d --pid-file "$W/epid" e1 sleep 100 </dev/null >/dev/null 2>&1
 	kill -0 "$(cat "$W/epid")"
 	run -127 "${R[@]}" exec e1 /no/such/binary

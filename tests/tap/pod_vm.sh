@@ -30,7 +30,7 @@ member() {
 	local name=$1 pod=$2
 	shift 2
 	"$here/tests/runtime/pod-bundle.sh" "$W/$name" "$ROOTFS" "$pod" "$@" &&
-		timeout 300 "${R[@]}" create --bundle "$W/$name" --pid-file "$W/$name.pid" "$name" </dev/null >"$W/$name.out" 2>&1 &&
+		timeout 200 "${R[@]}" create --bundle "$W/$name" --pid-file "$W/$name.pid" "$name" </dev/null >"$W/$name.out" 2>&1 &&
 		timeout 60 "${R[@]}" start "$name"
 }
 vmms() { pgrep -x husk-vmm | wc -l; }
@@ -66,11 +66,14 @@ if [ "$rc" = 7 ] && [ "$out" = from-d ]; then ok "run in the pod: output and exi
 mkdir -p "$W/vol" && echo from-host >"$W/vol/in"
 POD_BIND="$W/vol:/data" "$here/tests/runtime/pod-bundle.sh" "$W/e" "$ROOTFS" p1 -- sh -c 'cat /data/in; echo from-e >/data/out' >/dev/null
 POD_BIND="$W/vol:/data:ro" "$here/tests/runtime/pod-bundle.sh" "$W/f" "$ROOTFS" p1 -- sh -c '{ echo x >/data/ro; } 2>/dev/null || echo refused' >/dev/null
-out=$(timeout 120 "${R[@]}" run --bundle "$W/e" e </dev/null 2>&1; timeout 120 "${R[@]}" run --bundle "$W/f" f </dev/null 2>&1)
-if [ "$out" = "$(printf 'from-host\nrefused')" ] && [ "$(cat "$W/vol/out" 2>/dev/null)" = from-e ] && [ ! -e "$W/vol/ro" ]; then
+out=$(timeout 120 "${R[@]}" run --bundle "$W/e" e </dev/null 2>&1)
+rc=$?
+out2=$(timeout 120 "${R[@]}" run --bundle "$W/f" f </dev/null 2>&1)
+rc2=$?
+if [ "$rc/$out" = 0/from-host ] && [ "$rc2/$out2" = 0/refused ] && [ "$(cat "$W/vol/out" 2>/dev/null)" = from-e ] && [ ! -e "$W/vol/ro" ]; then
 	ok "a member's bind mounts through the pod's share: read-write and read-only"
 else
-	no "pod member volumes" "$out" "$(ls "$W/vol")"
+	no "pod member volumes" "e: rc=$rc $out" "f: rc=$rc2 $out2" "$(ls "$W/vol")" "$(cat "$W/f/config.json" | grep -A3 /data)"
 fi
 for c in a b c; do timeout 60 "${R[@]}" delete --force "$c" >/dev/null 2>&1; done
 for _ in $(seq 100); do [ "$(vmms)" = 0 ] && [ ! -e "$ROOT/.pods/p1" ] && [ ! -e "$ROOT/.pods/p2" ] && break; sleep 0.1; done
