@@ -62,4 +62,12 @@ int cli_open_store(struct husk_store **s);
 int cli_pull(struct husk_store *s, const char *name, struct husk_image *out,
              struct husk_error *err);
 
+/* An exclusive flock on path (made if missing); the descriptor to close.
+ * (container_store.c) */
+struct husk_error;
+int cli_lock_file(const char *path, struct husk_error *err);
+/* docker inspect's layout: an indented JSON array on stdout. */
+struct json_object;
+void cli_print_json_array(struct json_object *a);
+
 #endif

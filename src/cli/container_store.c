@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "husk/io.h"
 #include "husk/proc.h"
 #include "husk/program.h"
@@ -348,6 +349,11 @@ int ctr_lock(const char *subdir, struct husk_error *err)
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return husk_err_errno(err, errno, "create %s", dir);
 	snprintf(path, sizeof(path), "%s/.lock", dir);
+	return cli_lock_file(path, err);
+}
+
+int cli_lock_file(const char *path, struct husk_error *err)
+{
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
 		int e = errno;
@@ -356,6 +362,14 @@ int ctr_lock(const char *subdir, struct husk_error *err)
 		return husk_err_errno(err, e, "lock %s", path);
 	}
 	return fd;
+}
+
+void cli_print_json_array(struct json_object *a)
+{
+	printf("%s\n",
+	       json_object_to_json_string_ext(
+	           a, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+	                  JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 const char *ctr_state_name(enum ctr_status s)

@@ -54,6 +54,7 @@ bool ctr_is_id(const char *s);
 /* Locks $HUSK_ROOT/SUBDIR/.lock (creating the directories): the fd to
  * close to unlock, or negative errno with err set. */
 int ctr_lock(const char *subdir, struct husk_error *err);
+
 /* Writes o to path atomically (temp file, fsync, rename). */
 int ctr_write_json(const char *path, json_object *o, struct husk_error *err);
 

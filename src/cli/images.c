@@ -392,10 +392,7 @@ int cmd_inspect(int argc, char **argv)
 		}
 		json_object_array_add(all, o);
 	}
-	printf("%s\n",
-	       json_object_to_json_string_ext(
-	           all, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-	                    JSON_C_TO_STRING_NOSLASHESCAPE));
+	cli_print_json_array(all);
 	json_object_put(all);
 	husk_store_close(s);
 	return status;

@@ -1,6 +1,8 @@
 /* Pods on disk and their members; see pod_store.h. */
 #include "pod_store.h"
 
+#include "cli.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -386,18 +388,6 @@ static int set_pid_namespace(const struct ctr *c, pid_t join,
 	return rc;
 }
 
-static int lock_file(const char *path, struct husk_error *err)
-{
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		return husk_err_errno(err, e, "lock %s", path);
-	}
-	return fd;
-}
-
 int pod_before_start(struct ctr *c, int *lock, struct husk_error *err)
 {
 	*lock = -1;
@@ -412,7 +402,7 @@ int pod_before_start(struct ctr *c, int *lock, struct husk_error *err)
 		return rc;
 	char path[PATH_MAX];
 	pod_path(path, sizeof(path), pod_id, "start.lock");
-	*lock = lock_file(path, err);
+	*lock = cli_lock_file(path, err);
 	if (*lock < 0)
 		return *lock;
 	struct founder f = {.pod = pod_id, .self = c->id};

@@ -147,3 +147,23 @@ bool rt_read_ready(int fd, char *msg, size_t cap)
 	msg[got] = '\0';
 	return !strcmp(msg, "OK");
 }
+
+int rt_listen_in(const char *dir, const char *name, int type, int backlog,
+                 struct husk_error *err)
+{
+	/* bind by a relative name: the state path may be longer than
+	 * sun_path allows */
+	if (chdir(dir) < 0)
+		return husk_err_errno(err, errno, "%s", dir);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", name);
+	int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(fd, backlog) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return husk_err_errno(err, e, "socket %s in %s", name, dir);
+	}
+	return fd;
+}

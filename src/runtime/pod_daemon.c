@@ -77,25 +77,6 @@ static int await_agent(struct podd *d, struct husk_error *err)
 	return 0;
 }
 
-static int listen_pod(struct podd *d, struct husk_error *err)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	/* relative: the path may be longer than sun_path */
-	if (chdir(d->dir) < 0)
-		return husk_err_errno(err, errno, "%s", d->dir);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "pod.sock");
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(fd, 64) < 0) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		return husk_err_errno(err, e, "the pod's socket in %s", d->dir);
-	}
-	d->listen_fd = fd;
-	return 0;
-}
-
 static void accept_members(struct podd *d)
 {
 	for (;;) {
@@ -216,7 +197,8 @@ int rt_pod_daemon_main(const char *pod, const char *dir, int ready)
 	if (rc >= 0)
 		rc = await_agent(&d, &err);
 	if (rc >= 0)
-		rc = listen_pod(&d, &err);
+		rc = d.listen_fd =
+		    rt_listen_in(dir, "pod.sock", SOCK_STREAM, 64, &err);
 	if (rc < 0) {
 		(void)husk_write_all(ready, err.msg, strlen(err.msg));
 		close(ready);

@@ -128,6 +128,11 @@ ssize_t rt_ctl_recv(int fd, char *buf, size_t cap, int *fds, int *nfds);
 int rt_ctl_call(const char *id, const char *json, char *reply, size_t cap,
                 struct husk_error *err);
 
+/* A listening unix socket DIR/NAME (type SOCK_STREAM or SOCK_SEQPACKET,
+ * non-blocking); chdirs to DIR, so that a long DIR still fits. */
+int rt_listen_in(const char *dir, const char *name, int type, int backlog,
+                 struct husk_error *err);
+
 /* Reads a child's report from fd to EOF into msg (NUL-terminated); true
  * when it is "OK". */
 bool rt_read_ready(int fd, char *msg, size_t cap);

@@ -341,21 +341,9 @@ static int create_container(struct sup *s, int in, int out, int errfd,
 
 static int listen_ctl(struct sup *s, struct husk_error *err)
 {
-	/* bind by a relative name: the state path may be longer than
-	 * sun_path allows */
-	if (chdir(s->dir) < 0)
-		return husk_err_errno(err, errno, "%s", s->dir);
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	strcpy(sa.sun_path, RT_CTL_SOCKET);
-	int fd =
-	    socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(fd, 16) < 0) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		return husk_err_errno(err, e, "control socket in %s", s->dir);
-	}
+	int fd = rt_listen_in(s->dir, RT_CTL_SOCKET, SOCK_SEQPACKET, 16, err);
+	if (fd < 0)
+		return fd;
 	s->listen_fd = fd;
 	return 0;
 }
