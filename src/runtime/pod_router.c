@@ -26,6 +26,8 @@ static void put_le32(uint8_t *p, uint32_t v)
 
 static int buf_add(struct pod_buf *b, const void *data, size_t n)
 {
+	if (!n)
+		return 0;
 	if (b->len + n > b->cap) {
 		size_t cap = b->cap ? b->cap : 65536;
 		while (cap < b->len + n)
@@ -43,6 +45,8 @@ static int buf_add(struct pod_buf *b, const void *data, size_t n)
 
 static void buf_drop(struct pod_buf *b, size_t n)
 {
+	if (!n)
+		return;
 	memmove(b->p, b->p + n, b->len - n);
 	b->len -= n;
 }
