@@ -23,7 +23,7 @@ ROOTFS="$BUILD/share/husk/rootfs/busybox"
 n=0 fails=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 no() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; shift; for l in "$@"; do echo "# $l"; done; }
-echo "1..8"
+echo "1..9"
 
 # member NAME POD [PIDNS] -- ARGS...: create and start it
 member() {
@@ -82,6 +82,21 @@ if [ "$(vmms)" = 0 ] && [ -z "$left" ] && ! grep -q "$ROOT" /proc/mounts; then
 	ok "deleting the last members ends both VMs and leaves nothing"
 else
 	no "nothing left" "vmms=$(vmms)" "$left" "$(grep "$ROOT" /proc/mounts)"
+fi
+# The same through the husk CLI: a --share-pid pod of two members.
+H=("$BUILD/bin/husk" --root "$W/husk")
+"${H[@]}" pod create --name web --share-pid >/dev/null 2>"$W/err" &&
+	timeout 200 "${H[@]}" run -d --pod web --name srv --rootfs "$ROOTFS" sh -c 'while :; do echo hi-from-srv | nc -l -p 9090; done' >/dev/null 2>>"$W/err" &&
+	timeout 200 "${H[@]}" run -d --pod web --name cli --rootfs "$ROOTFS" sleep 1000 >/dev/null 2>>"$W/err"
+out=$(timeout 60 "${H[@]}" exec cli sh -c 'ps; for i in 1 2 3 4 5; do nc 127.0.0.1 9090 </dev/null && exit 0; sleep 1; done' 2>&1)
+v=$(vmms)
+timeout 120 "${H[@]}" pod rm -f web >/dev/null 2>>"$W/err"
+for _ in $(seq 100); do [ "$(vmms)" = 0 ] && break; sleep 0.1; done
+if [[ "$out" == *"nc -l -p 9090"* ]] && [[ "$out" == *hi-from-srv ]] && [ "$v" = 1 ] && [ "$(vmms)" = 0 ] &&
+	[ -z "$(ls -A "$W/husk/runtime/.pods" 2>/dev/null)" ]; then
+	ok "husk pod create --share-pid, run -d --pod twice: one VM, shared PIDs, localhost; pod rm -f ends it"
+else
+	no "husk CLI pod" "vmms while running=$v, after=$(vmms)" "$out" "$(cat "$W/err")" "$(ls -A "$W/husk/runtime/.pods" 2>&1)"
 fi
 rm -rf "$W"
 echo "# $n checks, $fails failed"
