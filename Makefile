@@ -128,6 +128,11 @@ $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(AGENT_LIB) $(VMM_LIB) $(LIB
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka -lseccomp $(SLIRP_LIBS) $(HOST_LIBS)
 
+# husk-runtime's frame router, tested on its own.
+$(BUILD)/tests/unit/test_pod_router: $(BUILD)/obj/tests/unit/test_pod_router.o $(BUILD)/obj/src/runtime/pod_router.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka $(HOST_LIBS)
+
 # Runs inside the test machine, from the host root shared over 9p.
 $(KVM_SMOKE): $(BUILD)/obj/tests/kvm/kvm_smoke.o
 	@mkdir -p $(@D)
