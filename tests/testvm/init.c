@@ -172,8 +172,8 @@ static void start_heartbeat(const char *job)
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/heartbeat", job);
 	for (unsigned n = 0;; n++) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		              0644);
+		int fd =
+		    open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (fd >= 0) {
 			dprintf(fd, "%u\n", n);
 			close(fd);
