@@ -83,7 +83,14 @@ teardown() {
 }
 
 @test "inside the test machine /dev/kvm is real KVM: a guest runs and exits as expected" {
-	run "$TESTVM" --timeout 300 -- "$BUILD/tests/kvm_smoke"
+	run "$TESTVM" --timeout 150 -- "$BUILD/tests/kvm_smoke"
+	# Its guest is five instructions: a run that does not end is the
+	# emulated nested SVM's stall (docs/testing.md), never a wrong
+	# result. One more try in a fresh machine.
+	if [ "$status" -eq 124 ]; then
+		echo "# first try stalled; trying once more" >&3
+		run "$TESTVM" --timeout 150 -- "$BUILD/tests/kvm_smoke"
+	fi
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"exit 2: 2-byte MMIO write of 0x1336 at 0x9000"* ]]
