@@ -15,6 +15,10 @@
 
 #define MAX_CONFIG (4u << 20)
 
+/* The JSON files read here are named in messages by their callers'
+ * prefixes: CFG "linux." for config.json, "FILE: " for exec --process. */
+#define CFG "config.json: "
+
 static json_object *field(json_object *o, const char *name, json_type want,
                           const char *path, struct husk_error *err, int *rc)
 {
@@ -22,8 +26,7 @@ static json_object *field(json_object *o, const char *name, json_type want,
 	if (*rc < 0 || !o || !json_object_object_get_ex(o, name, &v) || !v)
 		return NULL;
 	if (!json_object_is_type(v, want)) {
-		*rc = husk_err(err, EINVAL,
-		               "config.json: %s%s has the wrong type", path,
+		*rc = husk_err(err, EINVAL, "%s%s has the wrong type", path,
 		               name);
 		return NULL;
 	}
@@ -42,16 +45,14 @@ static char **str_array(json_object *a, const char *what,
 		return NULL;
 	size_t n = json_object_array_length(a);
 	if (n > RT_MAX_ARGS) {
-		*rc = husk_err(err, E2BIG, "config.json: %s has %zu entries",
-		               what, n);
+		*rc = husk_err(err, E2BIG, "%s has %zu entries", what, n);
 		return NULL;
 	}
 	char **v = calloc(n + 1, sizeof(*v));
 	for (size_t i = 0; v && i < n; i++) {
 		json_object *e = json_object_array_get_idx(a, i);
 		if (!json_object_is_type(e, json_type_string)) {
-			*rc = husk_err(err, EINVAL,
-			               "config.json: %s[%zu] is not a string",
+			*rc = husk_err(err, EINVAL, "%s[%zu] is not a string",
 			               what, i);
 			break;
 		}
@@ -67,51 +68,44 @@ static void free_strv(char **v)
 	free(v);
 }
 
+/* where: the messages' prefix for the process object's fields. */
 static int read_process(json_object *p, struct rt_process *out,
-                        struct husk_error *err)
+                        const char *where, struct husk_error *err)
 {
 	int rc = 0;
 	memset(out, 0, sizeof(*out));
-	out->args =
-	    str_array(field(p, "args", json_type_array, "process.", err, &rc),
-	              "process.args", err, &rc);
-	out->env =
-	    str_array(field(p, "env", json_type_array, "process.", err, &rc),
-	              "process.env", err, &rc);
-	out->cwd =
-	    dup_str(field(p, "cwd", json_type_string, "process.", err, &rc));
+	char args[320], env[320], user[320], console[320];
+	snprintf(args, sizeof(args), "%sargs", where);
+	snprintf(env, sizeof(env), "%senv", where);
+	snprintf(user, sizeof(user), "%suser.", where);
+	snprintf(console, sizeof(console), "%sconsoleSize.", where);
+	out->args = str_array(
+	    field(p, "args", json_type_array, where, err, &rc), args, err, &rc);
+	out->env = str_array(field(p, "env", json_type_array, where, err, &rc),
+	                     env, err, &rc);
+	out->cwd = dup_str(field(p, "cwd", json_type_string, where, err, &rc));
 	json_object *t =
-	    field(p, "terminal", json_type_boolean, "process.", err, &rc);
+	    field(p, "terminal", json_type_boolean, where, err, &rc);
 	out->terminal = t && json_object_get_boolean(t);
-	json_object *u =
-	    field(p, "user", json_type_object, "process.", err, &rc);
-	json_object *uid =
-	    field(u, "uid", json_type_int, "process.user.", err, &rc);
-	json_object *gid =
-	    field(u, "gid", json_type_int, "process.user.", err, &rc);
+	json_object *u = field(p, "user", json_type_object, where, err, &rc);
+	json_object *uid = field(u, "uid", json_type_int, user, err, &rc);
+	json_object *gid = field(u, "gid", json_type_int, user, err, &rc);
 	int64_t iu = uid ? json_object_get_int64(uid) : 0;
 	int64_t ig = gid ? json_object_get_int64(gid) : 0;
 	if (rc >= 0 && (iu < 0 || iu > UINT32_MAX || ig < 0 || ig > UINT32_MAX))
-		rc = husk_err(err, EINVAL,
-		              "config.json: process.user out of "
-		              "range");
+		rc = husk_err(err, EINVAL, "%suser out of range", where);
 	out->uid = (uint32_t)iu;
 	out->gid = (uint32_t)ig;
 	json_object *cs =
-	    field(p, "consoleSize", json_type_object, "process.", err, &rc);
-	json_object *h = field(cs, "height", json_type_int,
-	                       "process.consoleSize.", err, &rc);
-	json_object *w =
-	    field(cs, "width", json_type_int, "process.consoleSize.", err, &rc);
+	    field(p, "consoleSize", json_type_object, where, err, &rc);
+	json_object *h = field(cs, "height", json_type_int, console, err, &rc);
+	json_object *w = field(cs, "width", json_type_int, console, err, &rc);
 	out->rows = h ? (unsigned)json_object_get_int(h) & 0xffff : 0;
 	out->cols = w ? (unsigned)json_object_get_int(w) & 0xffff : 0;
 	if (rc >= 0 && (!out->args || !out->args[0]))
-		rc = husk_err(err, EINVAL,
-		              "config.json: process.args is "
-		              "empty");
+		rc = husk_err(err, EINVAL, "%sargs is empty", where);
 	if (rc >= 0 && out->cwd && out->cwd[0] != '/')
-		rc = husk_err(err, EINVAL,
-		              "config.json: process.cwd '%s' is not absolute",
+		rc = husk_err(err, EINVAL, "%scwd '%s' is not absolute", where,
 		              out->cwd);
 	return rc;
 }
@@ -164,37 +158,30 @@ int rt_process_load(const char *path, struct rt_process *p,
 	json_object *o = parse_file(path, err);
 	if (!o)
 		return -err->code;
-	int rc = read_process(o, p, err);
+	/* the file is the process object itself */
+	char where[256];
+	snprintf(where, sizeof(where), "%.200s: ", path);
+	int rc = read_process(o, p, where, err);
 	json_object_put(o);
-	if (rc < 0) {
+	if (rc < 0)
 		rt_process_free(p);
-		/* read_process names a config.json's fields; this file is
-		 * the process object itself */
-		static const char cfg[] = "config.json: process.";
-		if (!strncmp(err->msg, cfg, sizeof(cfg) - 1)) {
-			char msg[sizeof(err->msg)];
-			snprintf(msg, sizeof(msg), "%s",
-			         err->msg + sizeof(cfg) - 1);
-			husk_err(err, err->code, "%.200s: %.280s", path, msg);
-		}
-	}
 	return rc;
 }
 
 static void read_resources(json_object *r, struct rt_spec *s,
                            struct husk_error *err, int *rc)
 {
-	const char *p = "linux.resources.";
+	const char *p = CFG "linux.resources.";
 	json_object *mem = field(r, "memory", json_type_object, p, err, rc);
 	json_object *lim = field(mem, "limit", json_type_int,
-	                         "linux.resources.memory.", err, rc);
+	                         CFG "linux.resources.memory.", err, rc);
 	if (lim && json_object_get_int64(lim) > 0)
 		s->memory_limit = (uint64_t)json_object_get_int64(lim);
 	json_object *cpu = field(r, "cpu", json_type_object, p, err, rc);
-	json_object *quota =
-	    field(cpu, "quota", json_type_int, "linux.resources.cpu.", err, rc);
+	json_object *quota = field(cpu, "quota", json_type_int,
+	                           CFG "linux.resources.cpu.", err, rc);
 	json_object *period = field(cpu, "period", json_type_int,
-	                            "linux.resources.cpu.", err, rc);
+	                            CFG "linux.resources.cpu.", err, rc);
 	int64_t q = quota ? json_object_get_int64(quota) : 0;
 	int64_t pe = period ? json_object_get_int64(period) : 100000;
 	if (q > 0 && pe > 0) {
@@ -205,7 +192,7 @@ static void read_resources(json_object *r, struct rt_spec *s,
 	}
 	json_object *pids = field(r, "pids", json_type_object, p, err, rc);
 	json_object *pl = field(pids, "limit", json_type_int,
-	                        "linux.resources.pids.", err, rc);
+	                        CFG "linux.resources.pids.", err, rc);
 	if (pl && json_object_get_int64(pl) > 0)
 		s->pids_limit = (uint64_t)json_object_get_int64(pl);
 }
@@ -228,13 +215,13 @@ static void read_mounts(json_object *a, struct rt_spec *s,
 		}
 		struct rt_mount *o = &s->mounts[s->nmounts++];
 		o->dest = dup_str(field(m, "destination", json_type_string,
-		                        "mounts[].", err, rc));
-		o->type = dup_str(
-		    field(m, "type", json_type_string, "mounts[].", err, rc));
-		o->source = dup_str(
-		    field(m, "source", json_type_string, "mounts[].", err, rc));
-		json_object *opts =
-		    field(m, "options", json_type_array, "mounts[].", err, rc);
+		                        CFG "mounts[].", err, rc));
+		o->type = dup_str(field(m, "type", json_type_string,
+		                        CFG "mounts[].", err, rc));
+		o->source = dup_str(field(m, "source", json_type_string,
+		                          CFG "mounts[].", err, rc));
+		json_object *opts = field(m, "options", json_type_array,
+		                          CFG "mounts[].", err, rc);
 		for (size_t k = 0; opts && k < json_object_array_length(opts);
 		     k++) {
 			const char *opt = json_object_get_string(
@@ -270,9 +257,9 @@ static void read_pid_ns(json_object *a, struct rt_spec *s,
 			return;
 		}
 		json_object *t = field(ns, "type", json_type_string,
-		                       "linux.namespaces[].", err, rc);
+		                       CFG "linux.namespaces[].", err, rc);
 		json_object *p = field(ns, "path", json_type_string,
-		                       "linux.namespaces[].", err, rc);
+		                       CFG "linux.namespaces[].", err, rc);
 		if (t && p && !strcmp(json_object_get_string(t), "pid") &&
 		    json_object_get_string(p)[0]) {
 			free(s->pid_ns_path);
@@ -290,16 +277,18 @@ int rt_spec_load(const char *bundle, struct rt_spec *s, struct husk_error *err)
 	if (!o)
 		return -err->code;
 	int rc = 0;
-	json_object *p = field(o, "process", json_type_object, "", err, &rc);
+	json_object *p =
+	    field(o, "process", json_type_object, CFG "", err, &rc);
 	if (rc >= 0 && !p)
 		rc = husk_err(err, EINVAL, "config.json: no process");
 	if (rc >= 0)
-		rc = read_process(p, &s->proc, err);
-	json_object *root = field(o, "root", json_type_object, "", err, &rc);
+		rc = read_process(p, &s->proc, CFG "process.", err);
+	json_object *root =
+	    field(o, "root", json_type_object, CFG "", err, &rc);
 	json_object *rp =
-	    field(root, "path", json_type_string, "root.", err, &rc);
+	    field(root, "path", json_type_string, CFG "root.", err, &rc);
 	json_object *ro =
-	    field(root, "readonly", json_type_boolean, "root.", err, &rc);
+	    field(root, "readonly", json_type_boolean, CFG "root.", err, &rc);
 	s->root_readonly = ro && json_object_get_boolean(ro);
 	if (rc >= 0 && !rp)
 		rc = husk_err(err, EINVAL, "config.json: no root.path");
@@ -321,23 +310,24 @@ int rt_spec_load(const char *bundle, struct rt_spec *s, struct husk_error *err)
 			s->root = strdup(real);
 	}
 	s->hostname =
-	    dup_str(field(o, "hostname", json_type_string, "", err, &rc));
-	json_object *linux_ = field(o, "linux", json_type_object, "", err, &rc);
-	read_resources(
-	    field(linux_, "resources", json_type_object, "linux.", err, &rc), s,
-	    err, &rc);
-	read_mounts(field(o, "mounts", json_type_array, "", err, &rc), s, err,
-	            &rc);
-	read_pid_ns(
-	    field(linux_, "namespaces", json_type_array, "linux.", err, &rc), s,
-	    err, &rc);
+	    dup_str(field(o, "hostname", json_type_string, CFG "", err, &rc));
+	json_object *linux_ =
+	    field(o, "linux", json_type_object, CFG "", err, &rc);
+	read_resources(field(linux_, "resources", json_type_object,
+	                     CFG "linux.", err, &rc),
+	               s, err, &rc);
+	read_mounts(field(o, "mounts", json_type_array, CFG "", err, &rc), s,
+	            err, &rc);
+	read_pid_ns(field(linux_, "namespaces", json_type_array, CFG "linux.",
+	                  err, &rc),
+	            s, err, &rc);
 	json_object *ann =
-	    field(o, "annotations", json_type_object, "", err, &rc);
+	    field(o, "annotations", json_type_object, CFG "", err, &rc);
 	json_object *sb = field(ann, "io.kubernetes.cri.sandbox-id",
-	                        json_type_string, "annotations.", err, &rc);
+	                        json_type_string, CFG "annotations.", err, &rc);
 	if (!sb)
-		sb = field(ann, "io.husk.pod", json_type_string, "annotations.",
-		           err, &rc);
+		sb = field(ann, "io.husk.pod", json_type_string,
+		           CFG "annotations.", err, &rc);
 	s->sandbox_id = dup_str(sb);
 	/* it names a directory of ours */
 	if (rc >= 0 && s->sandbox_id && !rt_id_valid(s->sandbox_id))
