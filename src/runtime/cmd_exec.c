@@ -18,7 +18,6 @@
 
 #include <json-c/json.h>
 
-#include "husk/io.h"
 #include "rt.h"
 
 struct exec_opts {
@@ -229,12 +228,9 @@ static int run_exec(const char *id, json_object *req, const struct exec_opts *o)
 		close(p[0]);
 		setsid();
 		int fd = begin(id, req, o->console_socket, &tty_fd, &err);
-		if (fd < 0) {
-			(void)husk_write_all(p[1], err.msg, strlen(err.msg));
+		rt_report_ready(p[1], fd < 0 ? &err : NULL);
+		if (fd < 0)
 			_exit(255);
-		}
-		(void)husk_write_all(p[1], "OK", 2);
-		close(p[1]);
 		/* the process's stdio is the supervisor's to hold now */
 		int nul = open("/dev/null", O_RDWR);
 		for (int i = 0; i < 3; i++)

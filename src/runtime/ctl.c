@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "husk/io.h"
 #include "rt.h"
 
 #define MAX_FDS 3
@@ -146,6 +147,13 @@ bool rt_read_ready(int fd, char *msg, size_t cap)
 		got += (size_t)n;
 	msg[got] = '\0';
 	return !strcmp(msg, "OK");
+}
+
+void rt_report_ready(int fd, const struct husk_error *err)
+{
+	const char *msg = err ? err->msg : "OK";
+	(void)husk_write_all(fd, msg, strlen(msg));
+	close(fd);
 }
 
 int rt_listen_in(const char *dir, const char *name, int type, int backlog,

@@ -17,7 +17,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "husk/io.h"
 #include "pod.h"
 #include "pod_router.h"
 #include "sup.h"
@@ -199,21 +198,16 @@ int rt_pod_daemon_main(const char *pod, const char *dir, int ready)
 	if (rc >= 0)
 		rc = d.listen_fd =
 		    rt_listen_in(dir, "pod.sock", SOCK_STREAM, 64, &err);
+	rt_report_ready(ready, rc < 0 ? &err : NULL);
 	if (rc < 0) {
-		(void)husk_write_all(ready, err.msg, strlen(err.msg));
-		close(ready);
 		stop_vm(&d);
 		pod_router_free(&d.r);
 		rt_pod_remove_dir(dir);
 		return 1;
 	}
-	(void)husk_write_all(ready, "OK", 2);
-	close(ready);
-	int nul = open("/dev/null", O_RDWR);
-	for (int i = 0; i < 3; i++)
-		dup2(nul, i);
-	/* The lock keeps joiners out while the VM goes and the directory
-	 * is removed; one that comes next starts a new daemon. */
+	/* Its stdio is /dev/null and daemon.log already (start_daemon).
+	 * The lock keeps joiners out while the VM goes and the directory is
+	 * removed; one that comes next starts a new daemon. */
 	int lock = serve(&d);
 	if (lock < 0)
 		lock = rt_pod_lock(pod, &err);

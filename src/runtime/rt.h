@@ -133,6 +133,9 @@ int rt_ctl_call(const char *id, const char *json, char *reply, size_t cap,
 int rt_listen_in(const char *dir, const char *name, int type, int backlog,
                  struct husk_error *err);
 
+/* A child's report to rt_read_ready: "OK", or err's message when err is
+ * not NULL; closes fd. */
+void rt_report_ready(int fd, const struct husk_error *err);
 /* Reads a child's report from fd to EOF into msg (NUL-terminated); true
  * when it is "OK". */
 bool rt_read_ready(int fd, char *msg, size_t cap);

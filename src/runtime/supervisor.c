@@ -19,7 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "husk/io.h"
 #include "husk/program.h"
 #include "husk/rootfs_disk.h"
 #include "husk/volumes.h"
@@ -402,14 +401,11 @@ static int supervisor_main(struct sup *s, int ready)
 		s->st.status = RT_CREATED;
 		rc = rt_state_write(&s->st, &err);
 	}
+	rt_report_ready(ready, rc < 0 ? &err : NULL);
 	if (rc < 0) {
-		(void)husk_write_all(ready, err.msg, strlen(err.msg));
-		close(ready);
 		sup_stop_vm(s);
 		return 1;
 	}
-	(void)husk_write_all(ready, "OK", 2);
-	close(ready);
 	/* Our own stdio must not hold the container's pipes open: their
 	 * readers see EOF when the container's streams end. */
 	int nul = open("/dev/null", O_RDWR);
