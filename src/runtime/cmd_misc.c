@@ -1,5 +1,4 @@
 /* list, ps, pause, resume, features, spec. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -29,22 +28,17 @@ static bool want_json(int argc, char **argv, const char *cmd)
 	return json;
 }
 
+static bool add_to_list(const struct rt_state *st, void *list)
+{
+	json_object_array_add(list, rt_state_json(st));
+	return true;
+}
+
 int rt_cmd_list(int argc, char **argv)
 {
 	bool json = want_json(argc, argv, "list");
 	json_object *a = json_object_new_array();
-	DIR *d = opendir(rt_g.root);
-	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		struct rt_state st;
-		struct husk_error err = {0};
-		if (e->d_name[0] == '.' || !rt_id_valid(e->d_name) ||
-		    rt_state_read(e->d_name, &st, &err) < 0)
-			continue;
-		json_object_array_add(a, rt_state_json(&st));
-	}
-	if (d)
-		closedir(d);
+	rt_state_for_each(add_to_list, a);
 	if (json) {
 		printf("%s\n", json_object_to_json_string_ext(
 		                   a, JSON_C_TO_STRING_PLAIN |

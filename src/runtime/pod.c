@@ -244,6 +244,24 @@ void rt_pod_unshare_member(const char *pod, const char *name)
 		closedir(d);
 }
 
+struct pidns_search {
+	const char *pod;
+	pid_t pid;
+	char *id;
+	bool found;
+};
+
+static bool is_pidns_member(const struct rt_state *st, void *arg)
+{
+	struct pidns_search *q = arg;
+	if (st->pid != q->pid || strcmp(st->sandbox, q->pod) ||
+	    (st->status != RT_RUNNING && st->status != RT_CREATED))
+		return true;
+	snprintf(q->id, 129, "%s", st->id);
+	q->found = true;
+	return false;
+}
+
 int rt_pod_pidns_member(const char *pod, const char *path, char *id,
                         struct husk_error *err)
 {
@@ -254,26 +272,12 @@ int rt_pod_pidns_member(const char *pod, const char *path, char *id,
 		                "PID namespace path %s: a VM can join only "
 		                "/proc/PID/ns/pid of a container of its pod",
 		                path);
-	DIR *d = opendir(rt_g.root);
-	const struct dirent *e;
-	int rc = husk_err(err, EINVAL,
-	                  "PID namespace path %s: process %d is not a running "
-	                  "container of pod %s",
-	                  path, pid, pod);
-	while (d && (e = readdir(d))) {
-		struct rt_state st;
-		struct husk_error ignored = {0};
-		if (e->d_name[0] == '.' || !rt_id_valid(e->d_name) ||
-		    rt_state_read(e->d_name, &st, &ignored) < 0)
-			continue;
-		if (st.pid == pid && !strcmp(st.sandbox, pod) &&
-		    (st.status == RT_RUNNING || st.status == RT_CREATED)) {
-			snprintf(id, 129, "%s", st.id);
-			rc = 0;
-			break;
-		}
-	}
-	if (d)
-		closedir(d);
-	return rc;
+	struct pidns_search q = {.pod = pod, .pid = pid, .id = id};
+	rt_state_for_each(is_pidns_member, &q);
+	if (!q.found)
+		return husk_err(err, EINVAL,
+		                "PID namespace path %s: process %d is not a "
+		                "running container of pod %s",
+		                path, pid, pod);
+	return 0;
 }

@@ -109,6 +109,10 @@ struct json_object *rt_state_json(const struct rt_state *st);
 /* rt_state_read for a command: prints the error itself, and with
  * live refuses a stopped container ("container not running"). */
 int rt_state_get(const char *id, struct rt_state *st, bool live);
+/* Calls fn with the state of each container under ROOT, until it
+ * returns false. */
+void rt_state_for_each(bool (*fn)(const struct rt_state *st, void *arg),
+                       void *arg);
 /* Removes ROOT/ID and what is in it. */
 void rt_state_remove(const char *id);
 /* Removes dir and what is in it on its own file system: it never

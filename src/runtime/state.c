@@ -237,6 +237,25 @@ int rt_state_get(const char *id, struct rt_state *st, bool live)
 	return 0;
 }
 
+void rt_state_for_each(bool (*fn)(const struct rt_state *st, void *arg),
+                       void *arg)
+{
+	DIR *d = opendir(rt_g.root);
+	const struct dirent *e;
+	while (d && (e = readdir(d))) {
+		struct rt_state st;
+		struct husk_error err = {0};
+		/* dot entries are the runtime's own (.pods) */
+		if (e->d_name[0] == '.' || !rt_id_valid(e->d_name) ||
+		    rt_state_read(e->d_name, &st, &err) < 0)
+			continue;
+		if (!fn(&st, arg))
+			break;
+	}
+	if (d)
+		closedir(d);
+}
+
 void rt_remove_tree(const char *dir)
 {
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
