@@ -243,7 +243,8 @@ void sup_stop_vm(struct sup *s)
 }
 
 /* A pod member: the pod's VM (started by whoever comes first) gets our
- * root through the pod's share. */
+ * root through the pod's share (a host agent takes the directory as it
+ * is). */
 static int join_pod(struct sup *s, bool host, char *root_device, size_t cap,
                     struct husk_error *err)
 {
@@ -254,10 +255,8 @@ static int join_pod(struct sup *s, bool host, char *root_device, size_t cap,
 	s->vm.pid = -1;
 	s->vm_started = true;
 	s->host_agent = host;
-	if (host) {
-		snprintf(root_device, cap, "%s", sp->root);
+	if (host)
 		return 0;
-	}
 	rt_pod_member_name(s->st.pid, s->st.pid_start, s->pod_entry,
 	                   sizeof(s->pod_entry));
 	memcpy(root_device, "9p:", 4);
@@ -273,7 +272,10 @@ static int create_container(struct sup *s, int in, int out, int errfd,
 	const struct rt_spec *sp = &s->c->spec;
 	const char *agent = rt_host_agent();
 	bool host = agent != NULL;
-	char root_device[PATH_MAX + 16] = "serial:" ROOT_SERIAL;
+	/* a host agent takes the root directory itself */
+	char root_device[PATH_MAX + 16];
+	snprintf(root_device, sizeof(root_device), "%s",
+	         host ? sp->root : "serial:" ROOT_SERIAL);
 	char pid_ns_of[129] = "";
 	struct husk_volumes vols = {.host_agent = host};
 	int rc = 0;
@@ -306,7 +308,7 @@ static int create_container(struct sup *s, int in, int out, int errfd,
 	snprintf(user, sizeof(user), "%u:%u", sp->proc.uid, sp->proc.gid);
 	struct husk_run_request req = {
 	    .container_id = s->c->id,
-	    .root_device = s->host_agent && !s->pod[0] ? sp->root : root_device,
+	    .root_device = root_device,
 	    .pid_ns_of = pid_ns_of[0] ? pid_ns_of : NULL,
 	    .readonly_root = sp->root_readonly,
 	    .hostname = sp->hostname,
