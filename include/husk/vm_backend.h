@@ -167,6 +167,13 @@ int husk_vm_wait(struct husk_vm *vm, bool kill_first, int *status,
 int husk_log_tail(const char *path, int nlines, const char *sep, char *out,
                   size_t cap);
 
+/* Reaps the VMM if it ends within wait_ms (vm->pid is then -1); status
+ * may be NULL. */
+bool husk_vm_reap_within(struct husk_vm *vm, int wait_ms, int *status);
+/* Gives a VMM told to power off grace_ms to end, then SIGKILLs it;
+ * reaped either way (vm->pid -1). Nothing when vm->pid is not a VMM. */
+void husk_vm_end(struct husk_vm *vm, int grace_ms);
+
 /* For an error message once the agent went away: how the VMM ended (it
  * is reaped if it ends within wait_ms; vm->pid is then -1) and the last
  * lines of RUN_DIR's vmm.log and console.log, in one line. */

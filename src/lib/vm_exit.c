@@ -57,8 +57,7 @@ int husk_log_tail(const char *path, int nlines, const char *sep, char *out,
 	return shown;
 }
 
-/* Reaps the VMM if it ends within wait_ms. */
-static bool reap_within(struct husk_vm *vm, int wait_ms, int *status)
+bool husk_vm_reap_within(struct husk_vm *vm, int wait_ms, int *status)
 {
 	for (int waited = 0;; waited += 20) {
 		pid_t r = waitpid(vm->pid, status, WNOHANG);
@@ -70,6 +69,17 @@ static bool reap_within(struct husk_vm *vm, int wait_ms, int *status)
 			return false;
 		nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000}, NULL);
 	}
+}
+
+void husk_vm_end(struct husk_vm *vm, int grace_ms)
+{
+	int st;
+	if (vm->pid <= 0 || husk_vm_reap_within(vm, grace_ms, &st))
+		return;
+	kill(vm->pid, SIGKILL);
+	while (waitpid(vm->pid, &st, 0) < 0 && errno == EINTR)
+		;
+	vm->pid = -1;
 }
 
 void husk_vm_describe_end(struct husk_vm *vm, const char *run_dir, int wait_ms,
@@ -89,7 +99,7 @@ void husk_vm_describe_end(struct husk_vm *vm, const char *run_dir, int wait_ms,
 	int st = 0;
 	if (vm->pid <= 0)
 		ADD("the VMM had ended");
-	else if (!reap_within(vm, wait_ms, &st))
+	else if (!husk_vm_reap_within(vm, wait_ms, &st))
 		ADD("the VMM (pid %d) still runs", (int)vm->pid);
 	else if (WIFSIGNALED(st))
 		ADD("the VMM was killed by signal %d (%s)", WTERMSIG(st),

@@ -116,18 +116,7 @@ static void stop_vm(struct podd *d)
 				pod_router_dispatch(&d->r, p, n);
 		}
 	}
-	int status;
-	for (int waited = 0; d->vm.pid > 0 && waited < 5000; waited += 20) {
-		if (waitpid(d->vm.pid, &status, WNOHANG) == d->vm.pid)
-			d->vm.pid = -1;
-		else
-			usleep(20000);
-	}
-	if (d->vm.pid > 0) {
-		kill(d->vm.pid, SIGKILL);
-		waitpid(d->vm.pid, &status, 0);
-		d->vm.pid = -1;
-	}
+	husk_vm_end(&d->vm, RT_VM_GRACE_MS);
 }
 
 /* Returns the pod's lock when the last member has gone and no one is

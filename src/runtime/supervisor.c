@@ -222,19 +222,7 @@ void sup_stop_vm(struct sup *s)
 	struct husk_error e = {0};
 	if (s->mux_ready && !s->mux.failed && !s->mux.closed)
 		husk_mux_shutdown(&s->mux, &e);
-	int status = 0;
-	for (int waited = 0; s->vm.pid > 0 && waited < 5000; waited += 20) {
-		if (waitpid(s->vm.pid, &status, WNOHANG) == s->vm.pid) {
-			s->vm.pid = -1;
-			break;
-		}
-		usleep(20000);
-	}
-	if (s->vm.pid > 0) {
-		kill(s->vm.pid, SIGKILL);
-		waitpid(s->vm.pid, &status, 0);
-		s->vm.pid = -1;
-	}
+	husk_vm_end(&s->vm, RT_VM_GRACE_MS);
 	/* the mux owns the channel */
 	s->vm.agent_fd = -1;
 	s->vm_started = false;

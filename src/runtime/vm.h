@@ -16,6 +16,8 @@
  * since a host under load (or an emulated test machine) boots slowly and
  * a create that gives up leaves the caller nothing to retry with. */
 #define RT_AGENT_TIMEOUT_MS 300000
+/* How long a VM told to power off may take before it is killed. */
+#define RT_VM_GRACE_MS 5000
 
 /* $HUSK_RUNTIME_AGENT: run the agent on the host as our child, in its own
  * namespaces, instead of in a VM (fast tests of all but the VM); NULL

@@ -969,6 +969,22 @@ static void describe_end(void **state)
 	waitpid(vm.pid, NULL, 0);
 }
 
+/* A VMM that ends in its grace is reaped; one that does not is killed
+ * and reaped. */
+static void end_with_grace(void **state)
+{
+	(void)state;
+	struct husk_vm vm = {.pid = child_that(0), .agent_fd = -1};
+	husk_vm_end(&vm, 5000);
+	assert_int_equal(vm.pid, -1);
+	pid_t stuck = child_that(-SIGSTOP);
+	vm.pid = stuck;
+	husk_vm_end(&vm, 40);
+	assert_int_equal(vm.pid, -1);
+	assert_int_equal(kill(stuck, 0), -1); /* reaped: no zombie left */
+	husk_vm_end(&vm, 40);                 /* nothing to do */
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -995,6 +1011,7 @@ int main(void)
 	    T(qemu_tcg_boots_the_check_guest),
 	    T(log_tail_lines),
 	    T(describe_end),
+	    T(end_with_grace),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
