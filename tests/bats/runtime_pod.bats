@@ -139,10 +139,28 @@ P
 	run "${R[@]}" create --bundle "$W/z" z
 	[ "$status" = 1 ]
 	[[ "$output" == *"is not a valid id"* ]]
+	# a PID namespace path of another shape than /proc/PID/ns/pid
+	for bad in /proc/self/ns/pid "/proc/$pid/ns/net" "/proc/$pid/ns/pid/x" /run/netns/x; do
+		"$HUSK_REPO/tests/runtime/pod-bundle.sh" "$W/v" "$ROOTFS" p1 "$bad" -- true
+		run "${R[@]}" create --bundle "$W/v" v
+		[ "$status" = 1 ]
+		[[ "$output" == *"a VM can join only /proc/PID/ns/pid"* ]]
+	done
+	# linux.namespaces entries that are not objects
+	"$HUSK_REPO/tests/runtime/pod-bundle.sh" "$W/w" "$ROOTFS" p1 -- true
+	python3 - "$W/w/config.json" <<'P'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["linux"]["namespaces"].append("pid")
+json.dump(c, open(sys.argv[1], "w"))
+P
+	run "${R[@]}" create --bundle "$W/w" w
+	[ "$status" = 1 ]
+	[[ "$output" == *"linux.namespaces["*"] is not an object"* ]]
 	run "${R[@]}" pause a
 	[ "$status" = 1 ]
 	[[ "$output" == *"not supported"* ]]
-	[ ! -e "$ROOT/x" ] && [ ! -e "$ROOT/y" ] && [ ! -e "$ROOT/z" ]
+	[ ! -e "$ROOT/x" ] && [ ! -e "$ROOT/y" ] && [ ! -e "$ROOT/z" ] && [ ! -e "$ROOT/v" ] && [ ! -e "$ROOT/w" ]
 	[ ! -e "$ROOT/.pods/p2" ]
 }
 
